@@ -1,0 +1,212 @@
+package diffusion
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// Update is one reverse step from timestep T to the previous sampler timestep, in a form every
+// sampler here shares. With ε = ε_θ(x_t, t) and the clean-image estimate
+//
+//	x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t)      (optionally clipped to [-1, 1]),
+//
+// the update is
+//
+//	x_prev = X0 · x̂_0 + Xt · x_t + Eps · ε + Noise · z,   z ~ N(0, I).
+//
+// When x̂_0 is clipped, ε is recomputed from it so the two stay consistent.
+type Update struct {
+	T                    int     // Timestep fed to the denoiser.
+	X0, Xt, Eps, Noise   float64 // Coefficients of the update.
+	SqrtABar, SqrtOneMAB float64 // sqrt(ᾱ_t) and sqrt(1-ᾱ_t), to form x̂_0.
+}
+
+// Sampler plans the reverse process: the timesteps it visits and the update at each.
+// Implementations are small (see DDPM and DDIM): the denoiser, the compiled step and the
+// random stream are shared by all of them.
+type Sampler interface {
+	// Plan returns the updates in execution order, from t = T-1 down to the clean image.
+	Plan(s *Schedule) ([]Update, error)
+	// ClipX0 tells whether x̂_0 is clipped to [-1, 1] at each step.
+	ClipX0() bool
+	// String describes the sampler and its settings.
+	String() string
+}
+
+// SampleOptions configure Sample. N images are drawn in batches of BatchSize.
+type SampleOptions struct {
+	N         int   // Number of images.
+	BatchSize int   // Images per denoiser call; default (0) = N.
+	Seed      int64 // Seeds the starting noise and every step's noise: same seed, same images.
+	// ChainEvery > 0 records the current images every ChainEvery steps (and always the first
+	// and last) for an animation of the denoising chain.
+	ChainEvery int
+	// OnStep, if set, is called after every step (for progress displays).
+	OnStep func(done, total int)
+}
+
+// SampleResult holds the generated images and, when requested, the denoising chain.
+type SampleResult struct {
+	// Images is [N, H, W, C] float32 (nominally in [-1, 1]).
+	Images *tensors.Tensor
+	// Chain holds snapshots of all N images: Chain[0] is the starting noise, the last is Images.
+	Chain []*tensors.Tensor
+	// ChainSteps gives for each chain frame the timestep it was taken after (-1 means clean).
+	ChainSteps []int
+}
+
+// Generator compiles a denoiser once and runs any Sampler with it.
+type Generator struct {
+	schedule *Schedule
+	shape    [3]int // H, W, C
+	exec     map[bool]*model.Exec
+	backend  compute.Backend
+	store    *model.Store
+	denoise  Denoiser
+}
+
+// NewGenerator prepares sampling of images shaped [H, W, C] with the denoiser whose variables are
+// in store (under ModelScope), for schedule s.
+func NewGenerator(backend compute.Backend, store *model.Store, s *Schedule, denoise Denoiser, height, width, channels int) *Generator {
+	return &Generator{schedule: s, shape: [3]int{height, width, channels}, exec: map[bool]*model.Exec{},
+		backend: backend, store: store, denoise: denoise}
+}
+
+// stepExec returns the compiled update: inputs x_t, t (int32 scalar), coefficients [6] and z.
+func (gen *Generator) stepExec(clip bool) (*model.Exec, error) {
+	if e, ok := gen.exec[clip]; ok {
+		return e, nil
+	}
+	e, err := model.NewExec(gen.backend, gen.store, func(scope *model.Scope, x, t, coef, z *Node) *Node {
+		batch := x.Shape().Dimensions[0]
+		tb := BroadcastToDims(t, batch)
+		eps := gen.denoise(scope.In("model"), x, tb)
+		c := func(i int) *Node { return Reshape(Slice(coef, AxisElem(i))) } // Scalar.
+		sqrtAB, sqrtOneMAB := c(4), c(5)
+		x0 := Div(Sub(x, Mul(sqrtOneMAB, eps)), sqrtAB)
+		if clip {
+			x0 = ClipScalar(x0, -1, 1)
+			eps = Div(Sub(x, Mul(sqrtAB, x0)), sqrtOneMAB)
+		}
+		out := Add(Mul(c(0), x0), Mul(c(1), x))
+		out = Add(out, Mul(c(2), eps))
+		return Add(out, Mul(c(3), z))
+	})
+	if err != nil {
+		return nil, err
+	}
+	gen.exec[clip] = e.WithName("sampler_step")
+	return e, nil
+}
+
+// Sample draws opts.N images with sampler. Starting noise and step noise come from one
+// PCG stream seeded by opts.Seed, drawn on the host so results do not depend on the backend's
+// random generator.
+func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult, error) {
+	if opts.N < 1 {
+		return nil, fmt.Errorf("number of images %d: must be >= 1", opts.N)
+	}
+	bs := opts.BatchSize
+	if bs <= 0 || bs > opts.N {
+		bs = opts.N
+	}
+	plan, err := sampler.Plan(gen.schedule)
+	if err != nil {
+		return nil, err
+	}
+	exec, err := gen.stepExec(sampler.ClipX0())
+	if err != nil {
+		return nil, err
+	}
+	h, w, ch := gen.shape[0], gen.shape[1], gen.shape[2]
+	per := h * w * ch
+	rng := rand.New(rand.NewPCG(uint64(opts.Seed), 0x9e3779b97f4a7c15))
+	normals := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	// Starting noise for every image first, so the first images do not depend on the batch size.
+	images := normals(opts.N * per)
+	record := func(step int) bool {
+		return opts.ChainEvery > 0 && (step%opts.ChainEvery == 0 || step == len(plan))
+	}
+	res := &SampleResult{}
+	var chains [][]float32
+	if opts.ChainEvery > 0 {
+		chains = append(chains, append([]float32(nil), images...))
+		res.ChainSteps = append(res.ChainSteps, plan[0].T)
+		for i := 1; i <= len(plan); i++ {
+			if record(i) {
+				chains = append(chains, make([]float32, opts.N*per))
+				if i < len(plan) {
+					res.ChainSteps = append(res.ChainSteps, plan[i].T)
+				} else {
+					res.ChainSteps = append(res.ChainSteps, -1)
+				}
+			}
+		}
+	}
+	total := len(plan) * ((opts.N + bs - 1) / bs)
+	done := 0
+	for start := 0; start < opts.N; start += bs {
+		n := min(bs, opts.N-start)
+		x := tensors.FromFlatDataAndDimensions(images[start*per:(start+n)*per], n, h, w, ch)
+		frame := 1
+		for i, u := range plan {
+			coef := []float32{float32(u.X0), float32(u.Xt), float32(u.Eps), float32(u.Noise),
+				float32(u.SqrtABar), float32(u.SqrtOneMAB)}
+			var z []float32
+			if u.Noise != 0 {
+				z = normals(n * per)
+			} else {
+				z = make([]float32, n*per)
+			}
+			outs, err := exec.Exec(x, int32(u.T), coef, tensors.FromFlatDataAndDimensions(z, n, h, w, ch))
+			if err != nil {
+				return nil, fmt.Errorf("%s step %d (t=%d): %w", sampler, i, u.T, err)
+			}
+			x.FinalizeAll()
+			x = outs[0]
+			if record(i + 1) {
+				if err := copyInto(chains[frame][start*per:], x); err != nil {
+					return nil, err
+				}
+				frame++
+			}
+			done++
+			if opts.OnStep != nil {
+				opts.OnStep(done, total)
+			}
+		}
+		if err := copyInto(images[start*per:], x); err != nil {
+			return nil, err
+		}
+		x.FinalizeAll()
+	}
+	res.Images = tensors.FromFlatDataAndDimensions(images, opts.N, h, w, ch)
+	for _, c := range chains {
+		res.Chain = append(res.Chain, tensors.FromFlatDataAndDimensions(c, opts.N, h, w, ch))
+	}
+	return res, nil
+}
+
+func copyInto(dst []float32, t *tensors.Tensor) error {
+	return tensors.ConstFlatData(t, func(flat []float32) { copy(dst, flat) })
+}
+
+// checkEta reports an eta outside [0, 1].
+func checkEta(eta float64) error {
+	if !(eta >= 0 && eta <= 1) || math.IsNaN(eta) {
+		return fmt.Errorf("eta = %g: must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise)", eta)
+	}
+	return nil
+}
