@@ -19,7 +19,7 @@ func TestInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := tensors.FromValue([][]float64{{0.5, -1.2, 2}, {0.1, 0.7, -0.3}})
-	y := tensors.FromValue([]float64{1.5, -0.5, 0.25})
+	y := tensors.FromValue([][]float64{{1.5, -0.5, 0.25}})
 	for _, tc := range []struct {
 		name    string
 		fn      func(in []*graph.Node) *graph.Node
@@ -38,7 +38,7 @@ func TestInputs(t *testing.T) {
 			return graph.Mul(in[0], in[0])
 		}, []*tensors.Tensor{tensors.FromValue([]float32{0.5, -2, 3})}, Options{}, 1e-2, ""},
 		{"integer input is skipped", func(in []*graph.Node) *graph.Node {
-			return graph.Mul(in[0], graph.ConvertDType(in[1], dtypes.Float64))
+			return graph.Mul(in[0], graph.ConvertDType(graph.Reshape(in[1], 1, 3), dtypes.Float64))
 		}, []*tensors.Tensor{y, tensors.FromValue([]int32{1, 2, 3})}, Options{}, 1e-7, ""},
 		{"no float inputs", func(in []*graph.Node) *graph.Node {
 			return graph.ConvertDType(in[0], dtypes.Float64)

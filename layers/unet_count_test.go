@@ -1,0 +1,33 @@
+package layers
+
+import (
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// countParams builds cfg's U-Net once (graph only, batch 1, nothing compiled or run) and counts the
+// trainable parameters.
+func countParams(t *testing.T, cfg UNetConfig) int {
+	t.Helper()
+	store := model.NewStore()
+	g := graph.NewGraph(getBackend(t), "count")
+	x := graph.Parameter(g, "x", shapes.Make(dtypes.Float32, 1, cfg.ImageSize, cfg.ImageSize, 1))
+	ts := graph.Parameter(g, "t", shapes.Make(dtypes.Int32, 1))
+	out := UNet(store.RootScope(), x, ts, cfg)
+	if !out.Shape().Equal(x.Shape()) {
+		t.Errorf("output shape %s, want %s", out.Shape(), x.Shape())
+	}
+	return NumTrainableParameters(store)
+}
+
+func TestParameterCounts(t *testing.T) {
+	if got, want := countParams(t, Tutorial()), 12_816_361; got != want {
+		t.Errorf("Tutorial() parameters = %d, want %d (the Flax tutorial's)", got, want)
+	}
+	t.Logf("CPU() parameters: %d", countParams(t, CPU()))
+	t.Logf("Tiny() parameters: %d", countParams(t, Tiny()))
+}
