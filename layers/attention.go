@@ -35,7 +35,7 @@ func Attention(scope *model.Scope, x *Node, heads int) *Node {
 	// logits[b, h, i, j] = sum_d q[b, i, h, d] * k[b, j, h, d] / sqrt(headDim).
 	logits := DotGeneral(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2})
 	logits = MulScalar(logits, 1/math.Sqrt(float64(headDim)))
-	weights := Softmax(logits, -1)
+	weights := SoftmaxLastAxis(logits)
 	// out[b, h, i, d] = sum_j weights[b, h, i, j] * v[b, j, h, d].
 	out := DotGeneral(weights, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2})
 	out = Reshape(TransposeAllAxes(out, 0, 2, 1, 3), batch, n, channels) // [b, i, h, d] -> heads concatenated.

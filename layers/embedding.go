@@ -35,16 +35,6 @@ func SinusoidalEmbedding(t *Node, dim int) *Node {
 	return Concatenate([]*Node{Sin(args), Cos(args)}, -1)
 }
 
-// GeluTanh is Flax's nn.gelu default (approximate=True): 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3))).
-func GeluTanh(x *Node) *Node {
-	x3 := Mul(Mul(x, x), x)
-	inner := MulScalar(Add(x, MulScalar(x3, 0.044715)), math.Sqrt(2/math.Pi))
-	return Mul(MulScalar(x, 0.5), OnePlus(Tanh(inner)))
-}
-
-// SiLU is x*sigmoid(x) (Flax's nn.silu, a.k.a. swish).
-func SiLU(x *Node) *Node { return Mul(x, Sigmoid(x)) }
-
 // TimeEmbedding is the tutorial's TimeEmbedding(dim): SinusoidalEmbedding(t, dim), then Dense(4*dim),
 // GELU (tanh approximation, Flax's default), Dense(4*dim). It returns [batch, 4*dim]. Variables are in the
 // sub-scopes "dense_0" and "dense_1".
