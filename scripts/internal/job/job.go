@@ -1,0 +1,193 @@
+// Package job holds what the batch commands (train, sample, evaluate) share: model presets by
+// name, the checkpoint metadata that describes a run, and loading a trained model back.
+package job
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/diffusion/mnist"
+	"github.com/godiffusion/godiffusion/layers"
+)
+
+// Presets lists the model presets by name.
+var Presets = map[string]func() layers.UNetConfig{
+	"tutorial": layers.Tutorial,
+	"cpu":      layers.CPU,
+	"tiny":     layers.Tiny,
+}
+
+// PresetNames returns the preset names, sorted.
+func PresetNames() []string {
+	names := make([]string, 0, len(Presets))
+	for n := range Presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Preset returns the U-Net configuration of a preset name.
+func Preset(name string) (layers.UNetConfig, error) {
+	f, ok := Presets[name]
+	if !ok {
+		return layers.UNetConfig{}, fmt.Errorf("unknown preset %q: use one of %s", name, strings.Join(PresetNames(), ", "))
+	}
+	return f(), nil
+}
+
+// Meta is the metadata saved in every checkpoint: enough to rebuild the model and schedule, and to
+// resume training exactly where it stopped.
+type Meta struct {
+	Preset       string            `json:"preset"`
+	UNet         layers.UNetConfig `json:"unet"`
+	Schedule     string            `json:"schedule"`
+	T            int               `json:"T"`
+	Seed         int64             `json:"seed"`
+	BatchSize    int               `json:"batch_size"`
+	LearningRate float64           `json:"learning_rate"`
+	// Step is the number of training steps done; Position is the next batch of data.
+	Step     int64          `json:"step"`
+	Position mnist.Position `json:"position"`
+}
+
+// Denoiser returns the U-Net of cfg as a diffusion.Denoiser.
+func Denoiser(cfg layers.UNetConfig) diffusion.Denoiser {
+	return func(scope *model.Scope, x, t *Node) *Node { return layers.UNet(scope, x, t, cfg) }
+}
+
+// BuildSchedule builds the schedule the metadata names.
+func (m *Meta) BuildSchedule() (*diffusion.Schedule, error) {
+	return diffusion.ScheduleByName(m.Schedule, m.T)
+}
+
+// Model is a trained model loaded from a checkpoint.
+type Model struct {
+	Meta     Meta
+	Store    *model.Store
+	Schedule *diffusion.Schedule
+}
+
+// LoadModel reads a checkpoint file, or the latest checkpoint of a run folder (or of its
+// checkpoints/ sub-folder).
+func LoadModel(path string) (*Model, error) {
+	file, err := ResolveCheckpoint(path)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Store: model.NewStore()}
+	if err := diffusion.ReadCheckpointMeta(file, &m.Meta); err != nil {
+		return nil, err
+	}
+	if m.Meta.Preset == "" || m.Meta.UNet.Validate() != nil {
+		return nil, fmt.Errorf("checkpoint %s has no valid model configuration: was it written by scripts/train?", file)
+	}
+	if err := diffusion.LoadCheckpoint(file, m.Store, nil); err != nil {
+		return nil, err
+	}
+	if m.Schedule, err = m.Meta.BuildSchedule(); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", file, err)
+	}
+	return m, nil
+}
+
+// Generator returns a sampler runner for the model.
+func (m *Model) Generator(b compute.Backend) *diffusion.Generator {
+	size := m.Meta.UNet.ImageSize
+	return diffusion.NewGenerator(b, m.Store, m.Schedule, Denoiser(m.Meta.UNet), size, size, 1)
+}
+
+// CheckpointDir is the sub-folder of a run folder that holds its checkpoints.
+const CheckpointDir = "checkpoints"
+
+// checkpointPrefix and checkpointExt frame the step number in checkpoint file names.
+const (
+	checkpointPrefix = "step-"
+	checkpointExt    = ".ckpt"
+)
+
+// CheckpointPath is the file name of the checkpoint at a given step in a run folder.
+func CheckpointPath(runDir string, step int64) string {
+	return filepath.Join(runDir, CheckpointDir, fmt.Sprintf("%s%08d%s", checkpointPrefix, step, checkpointExt))
+}
+
+// ListCheckpoints returns the checkpoint files of a run folder, oldest (lowest step) first.
+func ListCheckpoints(runDir string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(runDir, CheckpointDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	type ck struct {
+		step int64
+		path string
+	}
+	var cks []ck
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, checkpointPrefix) || !strings.HasSuffix(name, checkpointExt) {
+			continue
+		}
+		step, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(name, checkpointPrefix), checkpointExt), 10, 64)
+		if err != nil {
+			continue
+		}
+		cks = append(cks, ck{step, filepath.Join(runDir, CheckpointDir, name)})
+	}
+	slices.SortFunc(cks, func(a, b ck) int { return int(a.step - b.step) })
+	paths := make([]string, len(cks))
+	for i, c := range cks {
+		paths[i] = c.path
+	}
+	return paths, nil
+}
+
+// ResolveCheckpoint turns a checkpoint file, run folder or checkpoints folder into a checkpoint file.
+func ResolveCheckpoint(path string) (string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint %s: %w (train one first with: go run ./scripts/train)", path, err)
+	}
+	if !info.IsDir() {
+		return path, nil
+	}
+	for _, dir := range []string{path, filepath.Dir(path)} {
+		cks, err := ListCheckpoints(dir)
+		if err != nil {
+			return "", err
+		}
+		if len(cks) > 0 && (dir == path || filepath.Base(path) == CheckpointDir) {
+			return cks[len(cks)-1], nil
+		}
+	}
+	return "", fmt.Errorf("no checkpoint in %s (expected %s/%s*%s; train one with: go run ./scripts/train)",
+		path, CheckpointDir, checkpointPrefix, checkpointExt)
+}
+
+// PruneCheckpoints deletes all but the newest keep checkpoints of a run folder.
+func PruneCheckpoints(runDir string, keep int) error {
+	cks, err := ListCheckpoints(runDir)
+	if err != nil {
+		return err
+	}
+	for len(cks) > keep {
+		if err := os.Remove(cks[0]); err != nil {
+			return err
+		}
+		cks = cks[1:]
+	}
+	return nil
+}

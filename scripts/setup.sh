@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs what the notebooks need, on a fresh Debian/Ubuntu machine (as root or with sudo):
+#
+#   - Jupyter Notebook + nbconvert from the distribution (apt), if `jupyter` is missing;
+#   - the Go kernel GoNB and its helpers goimports and gopls, at the versions pinned in go.mod
+#     (`tool` directives; gopls is built from its own pinned module, see below), into GOBIN;
+#   - the GoNB kernel spec (`gonb --install`), for the current user.
+#
+# It is idempotent: each step is skipped when its result is already there, and it prints what it
+# did. Go (>= 1.26) must already be installed (see the Dockerfile or https://go.dev/dl).
+#
+#   bash scripts/setup.sh            # install what is missing
+#   FORCE=1 bash scripts/setup.sh    # rebuild the Go tools and re-install the kernel spec
+#
+# Why not `go install github.com/janpfeifer/gonb@v0.11.3`? Installing with @version makes the go
+# command ask the module proxy for deprecation notices, which some proxies refuse (403). Building
+# the tools from this module, which pins them, asks nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+GOPLS_VERSION=v0.23.0
+GOBIN_DIR="$(go env GOBIN)"
+[ -n "$GOBIN_DIR" ] || GOBIN_DIR="$(go env GOPATH)/bin"
+mkdir -p "$GOBIN_DIR"
+export PATH="$GOBIN_DIR:$PATH"
+
+did=()
+say() { echo "setup: $*"; }
+
+# --- 1. Jupyter (Debian's packages: Notebook 6 and nbconvert; PyPI is not needed). ------------
+if ! command -v jupyter >/dev/null || ! jupyter nbconvert --version >/dev/null 2>&1 ||
+  ! jupyter notebook --version >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then SUDO="sudo"; else
+      echo "setup: Jupyter is missing and installing it needs root (or sudo):" >&2
+      echo "  apt-get install -y --no-install-recommends jupyter-notebook jupyter-nbconvert" >&2
+      exit 1
+    fi
+  fi
+  # apt-get update only when the package lists are missing or do not know the packages.
+  if ! apt-cache show jupyter-notebook >/dev/null 2>&1; then
+    say "apt-get update"
+    $SUDO apt-get update -qq
+  fi
+  say "installing jupyter-notebook and jupyter-nbconvert (apt, about a minute)"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    jupyter-notebook jupyter-nbconvert >/dev/null
+  did+=("jupyter (apt)")
+fi
+say "jupyter notebook $(jupyter notebook --version 2>/dev/null), nbconvert $(jupyter nbconvert --version 2>/dev/null)"
+
+# --- 2. GoNB and goimports, from the go.mod `tool` directives. ----------------------------------
+# module_version MOD: the version go.mod pins; built_version BIN MOD: the version BIN was built from.
+module_version() { go list -m -f '{{.Version}}' "$1"; }
+built_version() { go version -m "$1" 2>/dev/null | awk -v m="$2" '$1 == "mod" && $2 == m { print $3 }'; }
+gonb_v="$(module_version github.com/janpfeifer/gonb)"
+tools_v="$(module_version golang.org/x/tools)"
+if [ -n "${FORCE:-}" ] || [ "$(built_version "$GOBIN_DIR/gonb" github.com/janpfeifer/gonb)" != "$gonb_v" ] ||
+  [ "$(built_version "$GOBIN_DIR/goimports" golang.org/x/tools)" != "$tools_v" ]; then
+  say "building gonb $gonb_v and goimports $tools_v (go install tool) into $GOBIN_DIR"
+  GOBIN="$GOBIN_DIR" go install github.com/janpfeifer/gonb golang.org/x/tools/cmd/goimports
+  did+=("gonb + goimports")
+fi
+
+# --- 3. gopls (autocompletion and help in GoNB; optional for running notebooks). -----------------
+# gopls pins its own golang.org/x/tools, older than the goimports above needs, so it cannot share
+# this module's build list: it is built in a scratch module that requires only gopls.
+if [ -n "${FORCE:-}" ] || [ "$(built_version "$GOBIN_DIR/gopls" golang.org/x/tools/gopls)" != "$GOPLS_VERSION" ]; then
+  say "building gopls $GOPLS_VERSION into $GOBIN_DIR (about a minute)"
+  scratch="$(mktemp -d)"
+  if (cd "$scratch" && go mod init gopls-build >/dev/null 2>&1 &&
+    go get "golang.org/x/tools/gopls@$GOPLS_VERSION" >/dev/null 2>&1 &&
+    go build -o "$GOBIN_DIR/gopls" golang.org/x/tools/gopls); then
+    did+=("gopls")
+  else
+    echo "setup: warning: could not build gopls $GOPLS_VERSION; notebooks run without it (no autocompletion)" >&2
+  fi
+  rm -rf "$scratch"
+fi
+
+# --- 4. The GoNB kernel spec. -------------------------------------------------------------------
+# --raw_error: errors as plain text (readable in the browser, and checkable in executed notebooks);
+# logs go to a file instead of the notebook server's terminal.
+kernel_dir="${JUPYTER_DATA_DIR:-$(jupyter --data-dir)}/kernels/gonb"
+if [ -n "${FORCE:-}" ] || [ ! -f "$kernel_dir/kernel.json" ] || ! grep -q "\"$GOBIN_DIR/gonb\"" "$kernel_dir/kernel.json"; then
+  log_dir="${XDG_CACHE_HOME:-$HOME/.cache}/gonb-logs"
+  mkdir -p "$log_dir"
+  say "installing the GoNB kernel spec in $kernel_dir (logs in $log_dir)"
+  (cd /tmp && "$GOBIN_DIR/gonb" --install --raw_error --logtostderr=false --log_dir="$log_dir")
+  did+=("gonb kernel spec")
+fi
+
+if [ ${#did[@]} -eq 0 ]; then
+  say "nothing to do: everything is installed"
+else
+  say "done: installed $(IFS=,; echo "${did[*]}" | sed 's/,/, /g')"
+fi
+say "start Jupyter with: bash scripts/jupyter.sh   (then open notebooks/tutorial.ipynb)"

@@ -1,0 +1,411 @@
+// Command train trains the diffusion U-Net on MNIST as a batch job: progress bar, the tutorial's
+// log lines, a loss log (CSV) and curve (SVG), atomic checkpoints that --resume continues exactly,
+// and at the end a grid of samples and the DDPM and DDIM denoising chains as GIFs.
+//
+//	go run ./scripts/train                      # the default run (cpu preset, see README)
+//	go run ./scripts/train --preset tutorial --epochs 10 --out runs/tutorial
+//	go run ./scripts/train --resume --out runs/train   # continue after a crash or Ctrl-C
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/godiffusion/godiffusion/backend"
+	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/diffusion/mnist"
+	"github.com/godiffusion/godiffusion/kernel"
+	"github.com/godiffusion/godiffusion/scripts/internal/job"
+)
+
+// options are the command-line flags.
+type options struct {
+	preset, schedule, out, data string
+	T, epochs, steps, batch     int
+	lr                          float64
+	seed                        int64
+	ckptEvery, keep, logEvery   int
+	resume                      bool
+	ddpmSamples, ddimSamples    int
+	ddimSteps                   int
+
+	// afterStep, when set (by tests), is called after every training step.
+	afterStep func(step int64)
+}
+
+// Defaults of the main job: see the README for what they give on 2 CPU cores.
+const (
+	defaultPreset = "cpu"
+	defaultSteps  = 1500
+)
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.preset, "preset", defaultPreset, "model preset: "+fmt.Sprint(job.PresetNames()))
+	fs.StringVar(&o.schedule, "schedule", diffusion.ScheduleScaledLinear, "noise schedule: linear (the tutorial's), scaled-linear or cosine")
+	fs.IntVar(&o.T, "T", diffusion.DefaultT, "number of diffusion steps")
+	fs.IntVar(&o.epochs, "epochs", 0, "epochs to train (overrides --steps when > 0)")
+	fs.IntVar(&o.steps, "steps", defaultSteps, "training steps (batches) to train in total")
+	fs.IntVar(&o.batch, "batch", 64, "batch size")
+	fs.Float64Var(&o.lr, "lr", 0, "Adam learning rate (0: the preset's default)")
+	fs.Int64Var(&o.seed, "seed", 0, "seed for initialisation, data order, timesteps and noise")
+	fs.StringVar(&o.out, "out", "runs/train", "output folder: checkpoints, loss log and pictures")
+	fs.StringVar(&o.data, "data", "", "folder with the MNIST IDX files (default: $MNIST_DIR or the GoMNIST Go module)")
+	fs.IntVar(&o.ckptEvery, "ckpt-every", 250, "save a checkpoint every N steps")
+	fs.IntVar(&o.keep, "keep", 3, "number of checkpoints to keep")
+	fs.IntVar(&o.logEvery, "log-every", 100, "print the loss every N steps")
+	fs.BoolVar(&o.resume, "resume", false, "continue from the last checkpoint in --out")
+	fs.IntVar(&o.ddpmSamples, "ddpm-samples", 16, "images drawn with DDPM at the end (0: none)")
+	fs.IntVar(&o.ddimSamples, "ddim-samples", 64, "images drawn with DDIM at the end (0: none)")
+	fs.IntVar(&o.ddimSteps, "ddim-steps", diffusion.DefaultDDIMSteps, "DDIM steps for the final samples")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./scripts/train [flags]\n\nTrains the diffusion U-Net on MNIST.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (all options are flags, see --help)", fs.Args())
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	_, err := job.Preset(o.preset)
+	check(err == nil, "--preset: %v", err)
+	_, err = diffusion.ScheduleByName(o.schedule, max(o.T, 1))
+	check(err == nil, "--schedule: %v", err)
+	check(o.T >= 2 && o.T <= 10000, "--T=%d: must lie in [2, 10000]", o.T)
+	check(o.epochs >= 0, "--epochs=%d: must be >= 0", o.epochs)
+	check(o.steps >= 1 || o.epochs > 0, "--steps=%d: must be >= 1", o.steps)
+	check(o.batch >= 1 && o.batch <= 4096, "--batch=%d: must lie in [1, 4096]", o.batch)
+	check(o.lr >= 0 && o.lr < 1 && !math.IsNaN(o.lr), "--lr=%g: must lie in [0, 1)", o.lr)
+	check(o.ckptEvery >= 1, "--ckpt-every=%d: must be >= 1", o.ckptEvery)
+	check(o.keep >= 1, "--keep=%d: must be >= 1", o.keep)
+	check(o.logEvery >= 1, "--log-every=%d: must be >= 1", o.logEvery)
+	check(o.ddpmSamples >= 0 && o.ddimSamples >= 0, "--ddpm-samples and --ddim-samples must be >= 0")
+	check(o.ddimSteps >= 1 && o.ddimSteps <= o.T, "--ddim-steps=%d: must lie in [1, T=%d]", o.ddimSteps, o.T)
+	check(o.out != "", "--out must not be empty")
+	return errors.Join(errs...)
+}
+
+// presetLearningRate is the default Adam learning rate per preset: the tutorial's 1e-4 for its
+// network; the small CPU models converge faster with a larger one.
+func presetLearningRate(preset string) float64 {
+	if preset == "tutorial" {
+		return diffusion.DefaultLearningRate
+	}
+	return 1e-3
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "train: %v\n", err)
+		os.Exit(2)
+	}
+	b, err := backend.New()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "train: %v\n", err)
+		os.Exit(1)
+	}
+	if err := run(ctx, o, b, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "train: %v\n", err)
+		if errors.Is(err, errInterrupted) {
+			os.Exit(130)
+		}
+		os.Exit(1)
+	}
+}
+
+var errInterrupted = errors.New("interrupted")
+
+// lossRecord is one row of losses.csv.
+type lossRecord struct {
+	step, epoch int
+	loss        float64
+}
+
+// run trains as o says. It is the whole command but flag parsing, so tests can call it.
+func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.Writer) error {
+	meta, store, history, err := startOrResume(o)
+	if err != nil {
+		return err
+	}
+	schedule, err := meta.BuildSchedule()
+	if err != nil {
+		return err
+	}
+	dir, err := mnist.ResolveDir(o.data)
+	if err != nil {
+		return err
+	}
+	data, err := mnist.Load(dir, mnist.Train)
+	if err != nil {
+		return err
+	}
+	batcher, err := mnist.NewBatcher(data, mnist.BatcherConfig{
+		BatchSize: meta.BatchSize, Seed: uint64(meta.Seed), Size: meta.UNet.ImageSize, Start: meta.Position})
+	if err != nil {
+		return err
+	}
+	total := int64(o.steps)
+	if o.epochs > 0 {
+		total = int64(o.epochs * batcher.StepsPerEpoch())
+	}
+	trainer, err := diffusion.NewTrainer(b, store, schedule, job.Denoiser(meta.UNet),
+		diffusion.TrainConfig{LearningRate: meta.LearningRate, Seed: meta.Seed})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "train: preset %s, %s, batch %d, lr %g, seed %d, backend %s\n",
+		meta.Preset, schedule.Name, meta.BatchSize, meta.LearningRate, meta.Seed, b.Name())
+	fmt.Fprintf(stdout, "train: %d steps (%d per epoch), starting at step %d; output in %s\n",
+		total, batcher.StepsPerEpoch(), meta.Step, o.out)
+
+	save := func() error {
+		meta.Position = batcher.Position()
+		meta.Step = trainer.GlobalStep()
+		if err := diffusion.SaveCheckpoint(job.CheckpointPath(o.out, meta.Step), store, meta); err != nil {
+			return err
+		}
+		if err := job.PruneCheckpoints(o.out, o.keep); err != nil {
+			return err
+		}
+		return writeLosses(o.out, history)
+	}
+
+	progress := kernel.NewProgress(int(total), "train").WithOutput(stderr, kernel.ProgressAuto).WithItems(meta.BatchSize, "img")
+	epochSum, epochCount := epochLossSoFar(history, batcher.Position().Epoch)
+	lastSaved := meta.Step
+	for step := meta.Step; step < total; step = trainer.GlobalStep() {
+		select {
+		case <-ctx.Done():
+			progress.Done()
+			if trainer.GlobalStep() != lastSaved {
+				if err := save(); err != nil {
+					return fmt.Errorf("interrupted, and saving the checkpoint failed: %w", err)
+				}
+			}
+			return fmt.Errorf("%w at step %d: checkpoint saved; continue with --resume --out %s", errInterrupted, trainer.GlobalStep(), o.out)
+		default:
+		}
+		batch := batcher.Next()
+		x := tensors.FromFlatDataAndDimensions(batch.Images.Data, batch.Images.N, batch.Images.Size, batch.Images.Size, 1)
+		loss, err := trainer.Step(x)
+		x.FinalizeAll()
+		if err != nil {
+			progress.Done()
+			return fmt.Errorf("%w; the last good checkpoint is kept in %s", err, filepath.Join(o.out, job.CheckpointDir))
+		}
+		done := trainer.GlobalStep()
+		inEpoch := batch.Position.Step
+		history = append(history, lossRecord{step: int(done), epoch: batch.Position.Epoch + 1, loss: loss})
+		epochSum += loss
+		epochCount++
+		progress.Update(int(done), kernel.F("loss", loss), kernel.F("epoch", batch.Position.Epoch+1))
+		if inEpoch%o.logEvery == 0 {
+			progress.Printf("Loss at step %d: %.6g", inEpoch, loss)
+		}
+		if inEpoch == batcher.StepsPerEpoch()-1 {
+			progress.Printf("Training loss after epoch %d: %.6g", batch.Position.Epoch+1, epochSum/float64(epochCount))
+			epochSum, epochCount = 0, 0
+		}
+		if o.afterStep != nil {
+			o.afterStep(done)
+		}
+		if done%int64(o.ckptEvery) == 0 || done == total {
+			if err := save(); err != nil {
+				return err
+			}
+			lastSaved = done
+		}
+	}
+	progress.Done()
+	if trainer.GlobalStep() != lastSaved {
+		if err := save(); err != nil {
+			return err
+		}
+	}
+	if err := writeLossCurve(o.out, history); err != nil {
+		return err
+	}
+	if epochCount > 0 {
+		fmt.Fprintf(stdout, "Training loss after %d steps of epoch %d: %.6g\n", epochCount, batcher.Position().Epoch+1, epochSum/float64(epochCount))
+	}
+	fmt.Fprintf(stdout, "train: %d parameters; final checkpoint %s\n", store.NumParameters(), job.CheckpointPath(o.out, trainer.GlobalStep()))
+	return finalSamples(ctx, o, b, meta, stdout, stderr)
+}
+
+// startOrResume returns the run's metadata, its variables and the loss history so far.
+func startOrResume(o *options) (*job.Meta, *model.Store, []lossRecord, error) {
+	existing, err := job.ListCheckpoints(o.out)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !o.resume {
+		if len(existing) > 0 {
+			return nil, nil, nil, fmt.Errorf("%s already holds checkpoints: pass --resume to continue that run, or choose another --out", o.out)
+		}
+		cfg, _ := job.Preset(o.preset)
+		lr := o.lr
+		if lr == 0 {
+			lr = presetLearningRate(o.preset)
+		}
+		meta := &job.Meta{Preset: o.preset, UNet: cfg, Schedule: o.schedule, T: o.T, Seed: o.seed,
+			BatchSize: o.batch, LearningRate: lr}
+		return meta, model.NewStore(), nil, nil
+	}
+	if len(existing) == 0 {
+		return nil, nil, nil, fmt.Errorf("--resume: no checkpoint in %s to resume from (run without --resume to start)", filepath.Join(o.out, job.CheckpointDir))
+	}
+	m, err := job.LoadModel(existing[len(existing)-1])
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	history, err := readLosses(o.out, int(m.Meta.Step))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return &m.Meta, m.Store, history, nil
+}
+
+// epochLossSoFar sums the losses already recorded for the given (0-based) epoch.
+func epochLossSoFar(history []lossRecord, epoch int) (sum float64, n int) {
+	for _, r := range history {
+		if r.epoch == epoch+1 {
+			sum += r.loss
+			n++
+		}
+	}
+	return sum, n
+}
+
+const lossesFile = "losses.csv"
+
+func writeLosses(dir string, history []lossRecord) error {
+	return kernel.WriteAtomic(filepath.Join(dir, lossesFile), func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"step", "epoch", "loss"})
+		for _, r := range history {
+			_ = cw.Write([]string{strconv.Itoa(r.step), strconv.Itoa(r.epoch), strconv.FormatFloat(r.loss, 'g', 8, 64)})
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+// readLosses reads losses.csv up to (and including) step upTo: rows after the checkpoint being
+// resumed belong to steps that will be redone.
+func readLosses(dir string, upTo int) ([]lossRecord, error) {
+	f, err := os.Open(filepath.Join(dir, lossesFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	var history []lossRecord
+	for i, row := range rows {
+		if i == 0 {
+			continue
+		}
+		var r lossRecord
+		var e1, e2, e3 error
+		r.step, e1 = strconv.Atoi(row[0])
+		r.epoch, e2 = strconv.Atoi(row[1])
+		r.loss, e3 = strconv.ParseFloat(row[2], 64)
+		if err := errors.Join(e1, e2, e3); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", f.Name(), i+1, err)
+		}
+		if r.step <= upTo {
+			history = append(history, r)
+		}
+	}
+	return history, nil
+}
+
+func writeLossCurve(dir string, history []lossRecord) error {
+	steps := make([]int, len(history))
+	losses := make([]float64, len(history))
+	for i, r := range history {
+		steps[i], losses[i] = r.step, r.loss
+	}
+	svg := kernel.LossCurveSVG(steps, losses, "training loss", kernel.PlotOptions{LogY: true, SmoothWindow: 50})
+	return kernel.WriteFile(filepath.Join(dir, "loss.svg"), []byte(svg))
+}
+
+// finalSamples draws DDPM and DDIM samples from the trained model and writes grids and chain GIFs.
+func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *job.Meta, stdout, stderr io.Writer) error {
+	m, err := job.LoadModel(o.out)
+	if err != nil {
+		return err
+	}
+	gen := m.Generator(b)
+	runs := []struct {
+		name    string
+		n       int
+		sampler diffusion.Sampler
+		every   int
+	}{
+		{"ddim", o.ddimSamples, diffusion.DDIM{Steps: o.ddimSteps}, 1},
+		{"ddpm", o.ddpmSamples, diffusion.DDPM{}, max(1, meta.T/25)},
+	}
+	for _, r := range runs {
+		if r.n == 0 {
+			continue
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w before the final samples (the checkpoint is saved)", errInterrupted)
+		}
+		start := time.Now()
+		progress := kernel.NewProgress(0, r.name).WithOutput(stderr, kernel.ProgressAuto).WithItems(r.n, "img")
+		res, err := gen.Sample(r.sampler, diffusion.SampleOptions{N: r.n, BatchSize: 64, Seed: meta.Seed,
+			ChainEvery: r.every, OnStep: func(done, total int) { progress.Update(done) }})
+		progress.Done()
+		if err != nil {
+			return err
+		}
+		paths, err := job.WriteSamples(res, filepath.Join(o.out, "samples_"+r.name+".png"),
+			filepath.Join(o.out, "chain_"+r.name+".gif"), 16)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "train: %s: %d images in %.1fs -> %v\n", r.sampler, r.n, time.Since(start).Seconds(), paths)
+	}
+	return nil
+}

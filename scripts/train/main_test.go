@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"image/gif"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute"
+
+	"github.com/godiffusion/godiffusion/backend"
+	"github.com/godiffusion/godiffusion/diffusion/mnist"
+	"github.com/godiffusion/godiffusion/scripts/internal/job"
+)
+
+func testBackend(t *testing.T) compute.Backend {
+	t.Helper()
+	if _, err := mnist.DefaultDir(); err != nil {
+		t.Skipf("MNIST not available: %v", err)
+	}
+	b, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tinyRun returns flags for a small, fast run of the tiny preset.
+func tinyRun(t *testing.T, out string, extra ...string) *options {
+	t.Helper()
+	args := append([]string{"--preset", "tiny", "--batch", "2", "--steps", "6", "--ckpt-every", "2",
+		"--ddpm-samples", "0", "--ddim-samples", "0", "--T", "40", "--ddim-steps", "4", "--out", out}, extra...)
+	o, err := parseFlags(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestResumeMatchesUninterrupted kills a run (context cancelled, as Ctrl-C does) after step 3,
+// resumes it, and compares the final variables with those of an uninterrupted run.
+func TestResumeMatchesUninterrupted(t *testing.T) {
+	b := testBackend(t)
+	dir := t.TempDir()
+	straight, broken := filepath.Join(dir, "straight"), filepath.Join(dir, "broken")
+	if err := run(context.Background(), tinyRun(t, straight), b, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	o := tinyRun(t, broken)
+	o.afterStep = func(step int64) {
+		if step == 3 {
+			cancel()
+		}
+	}
+	err := run(ctx, o, b, io.Discard, io.Discard)
+	if !errors.Is(err, errInterrupted) {
+		t.Fatalf("interrupted run returned %v, want errInterrupted", err)
+	}
+	cks, _ := job.ListCheckpoints(broken)
+	if len(cks) == 0 || !strings.HasSuffix(cks[len(cks)-1], "step-00000003.ckpt") {
+		t.Fatalf("interrupted run left checkpoints %v, want the last at step 3", cks)
+	}
+	// Without --resume the folder is protected.
+	if err := run(context.Background(), tinyRun(t, broken), b, io.Discard, io.Discard); err == nil {
+		t.Fatal("a new run over existing checkpoints was accepted")
+	}
+	if err := run(context.Background(), tinyRun(t, broken, "--resume"), b, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+
+	a, err := job.LoadModel(straight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := job.LoadModel(broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Meta.Step != 6 || r.Meta.Step != 6 || a.Meta.Position != r.Meta.Position {
+		t.Fatalf("steps %d/%d, positions %+v/%+v: want both at step 6, same position", a.Meta.Step, r.Meta.Step, a.Meta.Position, r.Meta.Position)
+	}
+	n := 0
+	for v := range a.Store.IterVariables() {
+		va, _ := v.Value()
+		rv := r.Store.GetVariable(v.Path())
+		if rv == nil {
+			t.Fatalf("variable %s missing from the resumed run", v.Path())
+		}
+		vr, _ := rv.Value()
+		if !va.Equal(vr) {
+			t.Errorf("variable %s differs between the uninterrupted and the resumed run", v.Path())
+		}
+		n++
+	}
+	if n < 10 {
+		t.Errorf("only %d variables compared", n)
+	}
+	// The loss log has one row per step, with no duplicates from the redone part.
+	raw, _ := os.ReadFile(filepath.Join(broken, lossesFile))
+	if rows := strings.Count(string(raw), "\n"); rows != 7 {
+		t.Errorf("losses.csv has %d lines, want a header and 6 rows:\n%s", rows, raw)
+	}
+	// Keep: only the newest 3 checkpoints remain.
+	if cks, _ := job.ListCheckpoints(straight); len(cks) != 3 {
+		t.Errorf("%d checkpoints kept, want 3: %v", len(cks), cks)
+	}
+}
+
+// TestOutputsDecode runs a short job with final samples and checks the pictures it writes.
+func TestOutputsDecode(t *testing.T) {
+	b := testBackend(t)
+	out := t.TempDir()
+	o := tinyRun(t, out, "--steps", "2", "--ddim-samples", "9", "--ddpm-samples", "4")
+	if err := run(context.Background(), o, b, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for name, cols := range map[string]int{"samples_ddim.png": 3, "samples_ddpm.png": 2} {
+		f, err := os.Open(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// 9 images make a 3x3 grid, 4 a 2x2 one, of 32-pixel tiles scaled by GridScale, with padding.
+		if w := img.Bounds().Dx(); w < cols*32*job.GridScale || w > cols*(32+4)*job.GridScale {
+			t.Errorf("%s is %d pixels wide", name, w)
+		}
+	}
+	frames := map[string]int{"chain_ddim.gif": 4 + 1, "chain_ddpm.gif": 40/max(1, 40/25) + 1}
+	for name, want := range frames {
+		f, err := os.Open(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := gif.DecodeAll(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(g.Image) != want {
+			t.Errorf("%s has %d frames, want %d", name, len(g.Image), want)
+		}
+	}
+	for _, name := range []string{"loss.svg", "losses.csv"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestFlagValidation(t *testing.T) {
+	bad := [][]string{
+		{"--preset", "huge"},
+		{"--schedule", "quadratic"},
+		{"--steps", "-5"},
+		{"--batch", "0"},
+		{"--lr", "-1"},
+		{"--T", "1"},
+		{"--ddim-steps", "300"},
+		{"--keep", "0"},
+		{"--no-such-flag"},
+		{"extra-argument"},
+	}
+	for _, args := range bad {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	if _, err := parseFlags([]string{"--help"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("--help: %v", err)
+	}
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatalf("defaults rejected: %v", err)
+	}
+	if o.preset != defaultPreset || o.steps != defaultSteps {
+		t.Errorf("defaults %+v", o)
+	}
+}
+
+// TestResumeWithoutCheckpoint fails clearly and writes nothing.
+func TestResumeWithoutCheckpoint(t *testing.T) {
+	b := testBackend(t)
+	out := filepath.Join(t.TempDir(), "none")
+	err := run(context.Background(), tinyRun(t, out, "--resume"), b, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no checkpoint") {
+		t.Fatalf("error %v, want 'no checkpoint'", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed --resume created %s", out)
+	}
+}
