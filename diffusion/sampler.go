@@ -1,6 +1,7 @@
 package diffusion
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -49,6 +50,8 @@ type SampleOptions struct {
 	ChainEvery int
 	// OnStep, if set, is called after every step (for progress displays).
 	OnStep func(done, total int)
+	// Context, if set, stops sampling with its error once it is done (e.g. on Ctrl-C).
+	Context context.Context
 }
 
 // SampleResult holds the generated images and, when requested, the denoising chain.
@@ -183,6 +186,10 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 				frame++
 			}
 			done++
+			if opts.Context != nil && opts.Context.Err() != nil {
+				x.FinalizeAll()
+				return nil, fmt.Errorf("sampling stopped after %d of %d steps: %w", done, total, opts.Context.Err())
+			}
 			if opts.OnStep != nil {
 				opts.OnStep(done, total)
 			}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -210,5 +211,26 @@ func TestCheckpointErrors(t *testing.T) {
 	}
 	if err := LoadCheckpoint(filepath.Join(dir, "missing.ckpt"), model.NewStore(), nil); err == nil {
 		t.Error("missing file accepted")
+	}
+}
+
+func TestTrainerStopsOnNaN(t *testing.T) {
+	s, _ := LinearSchedule(10, 0.05, 0.5)
+	tr, err := NewTrainer(testBackend(), model.NewStore(), s, scalarDenoiser(10), TrainConfig{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := gaussianBatch(rand.New(rand.NewPCG(1, 1)), 2, 2, 1)
+	if _, err := tr.Step(x); err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float32, 8)
+	v[3] = float32(math.NaN())
+	_, err = tr.Step(tensors.FromFlatDataAndDimensions(v, 2, 2, 2, 1))
+	if err == nil || !strings.Contains(err.Error(), "diverged") {
+		t.Errorf("NaN batch: error %v, want a divergence error", err)
+	}
+	if _, err := NewTrainer(testBackend(), model.NewStore(), s, scalarDenoiser(10), TrainConfig{LearningRate: math.Inf(1)}); err == nil {
+		t.Error("infinite learning rate accepted")
 	}
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the notebooks need, on a fresh Debian/Ubuntu machine (as root or with sudo):
 #
-#   - Jupyter Notebook + nbconvert from the distribution (apt), if `jupyter` is missing;
+#   - Jupyter Notebook + nbconvert from the distribution (apt), if `jupyter` is missing, and gcc if
+#     there is no C compiler (cgo: the XLA backend's bindings);
 #   - the Go kernel GoNB and its helpers goimports and gopls, at the versions pinned in go.mod
 #     (`tool` directives; gopls is built from its own pinned module, see below), into GOBIN;
-#   - the GoNB kernel spec (`gonb --install`), for the current user.
+#   - the GoNB kernel spec (`gonb --install`), for the current user;
+#   - a warm Go build cache for the packages the notebooks import.
 #
 # It is idempotent: each step is skipped when its result is already there, and it prints what it
 # did. Go (>= 1.26) must already be installed (see the Dockerfile or https://go.dev/dl).
@@ -28,26 +30,34 @@ export PATH="$GOBIN_DIR:$PATH"
 did=()
 say() { echo "setup: $*"; }
 
-# --- 1. Jupyter (Debian's packages: Notebook 6 and nbconvert; PyPI is not needed). ------------
+# --- 1. Debian packages: Jupyter (Notebook 6 and nbconvert; PyPI is not needed) and a C compiler
+# (the XLA backend's PJRT bindings use cgo, so every program importing ./backend needs one). ------
+apt_packages=()
 if ! command -v jupyter >/dev/null || ! jupyter nbconvert --version >/dev/null 2>&1 ||
   ! jupyter notebook --version >/dev/null 2>&1; then
+  apt_packages+=(jupyter-notebook jupyter-nbconvert)
+fi
+if [ "$(go env CGO_ENABLED)" = 1 ] && ! command -v "$(go env CC)" >/dev/null; then
+  apt_packages+=(gcc libc6-dev)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" != 0 ]; then
     if command -v sudo >/dev/null; then SUDO="sudo"; else
-      echo "setup: Jupyter is missing and installing it needs root (or sudo):" >&2
-      echo "  apt-get install -y --no-install-recommends jupyter-notebook jupyter-nbconvert" >&2
+      echo "setup: installing ${apt_packages[*]} needs root (or sudo):" >&2
+      echo "  apt-get install -y --no-install-recommends ${apt_packages[*]}" >&2
       exit 1
     fi
   fi
   # apt-get update only when the package lists are missing or do not know the packages.
-  if ! apt-cache show jupyter-notebook >/dev/null 2>&1; then
+  if ! apt-cache show "${apt_packages[@]}" >/dev/null 2>&1; then
     say "apt-get update"
     $SUDO apt-get update -qq
   fi
-  say "installing jupyter-notebook and jupyter-nbconvert (apt, about a minute)"
+  say "installing ${apt_packages[*]} (apt, about a minute)"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    jupyter-notebook jupyter-nbconvert >/dev/null
-  did+=("jupyter (apt)")
+    "${apt_packages[@]}" >/dev/null
+  did+=("${apt_packages[*]} (apt)")
 fi
 say "jupyter notebook $(jupyter notebook --version 2>/dev/null), nbconvert $(jupyter nbconvert --version 2>/dev/null)"
 
@@ -90,6 +100,12 @@ if [ -n "${FORCE:-}" ] || [ ! -f "$kernel_dir/kernel.json" ] || ! grep -q "\"$GO
   say "installing the GoNB kernel spec in $kernel_dir (logs in $log_dir)"
   (cd /tmp && "$GOBIN_DIR/gonb" --install --raw_error --logtostderr=false --log_dir="$log_dir")
   did+=("gonb kernel spec")
+fi
+
+# --- 5. Warm the Go build cache for the packages the notebooks import (and download the MNIST
+# data module), so the first notebook cells do not wait for it. Quick when already done. ---------
+if ! go build ./backend ./diffusion/... ./layers ./kernel 2>/dev/null; then
+  echo "setup: warning: the repository's packages do not build right now (go build ./backend ./diffusion/... ./layers ./kernel)" >&2
 fi
 
 if [ ${#did[@]} -eq 0 ]; then

@@ -44,6 +44,9 @@ type options struct {
 	ddpmSamples, ddimSamples    int
 	ddimSteps                   int
 
+	// set holds the flags given on the command line.
+	set map[string]bool
+
 	// afterStep, when set (by tests), is called after every training step.
 	afterStep func(step int64)
 }
@@ -85,6 +88,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (all options are flags, see --help)", fs.Args())
 	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	return o, o.validate()
 }
 
@@ -292,11 +297,33 @@ func startOrResume(o *options) (*job.Meta, *model.Store, []lossRecord, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := o.checkResumable(&m.Meta); err != nil {
+		return nil, nil, nil, err
+	}
 	history, err := readLosses(o.out, int(m.Meta.Step))
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	return &m.Meta, m.Store, history, nil
+}
+
+// checkResumable rejects flags given with --resume that contradict the run being resumed.
+func (o *options) checkResumable(meta *job.Meta) error {
+	var errs []error
+	mismatch := func(name string, given, saved any) {
+		if o.set[name] && fmt.Sprint(given) != fmt.Sprint(saved) {
+			errs = append(errs, fmt.Errorf("--%s=%v, but the run in %s was started with %v", name, given, o.out, saved))
+		}
+	}
+	mismatch("preset", o.preset, meta.Preset)
+	mismatch("schedule", o.schedule, meta.Schedule)
+	mismatch("T", o.T, meta.T)
+	mismatch("batch", o.batch, meta.BatchSize)
+	mismatch("seed", o.seed, meta.Seed)
+	if len(errs) > 0 {
+		errs = append(errs, fmt.Errorf("drop those flags to resume, or start a new run with another --out"))
+	}
+	return errors.Join(errs...)
 }
 
 // epochLossSoFar sums the losses already recorded for the given (0-based) epoch.
@@ -395,7 +422,7 @@ func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *job.
 		start := time.Now()
 		progress := kernel.NewProgress(0, r.name).WithOutput(stderr, kernel.ProgressAuto).WithItems(r.n, "img")
 		res, err := gen.Sample(r.sampler, diffusion.SampleOptions{N: r.n, BatchSize: 64, Seed: meta.Seed,
-			ChainEvery: r.every, OnStep: func(done, total int) { progress.Update(done) }})
+			ChainEvery: r.every, Context: ctx, OnStep: func(done, total int) { progress.Update(done) }})
 		progress.Done()
 		if err != nil {
 			return err

@@ -72,6 +72,11 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	if err := run(context.Background(), tinyRun(t, broken), b, io.Discard, io.Discard); err == nil {
 		t.Fatal("a new run over existing checkpoints was accepted")
 	}
+	// Resuming with another preset is refused, naming both.
+	err = run(context.Background(), tinyRun(t, broken, "--resume", "--preset", "cpu"), b, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--preset=cpu, but the run") {
+		t.Fatalf("resume with another preset: %v", err)
+	}
 	if err := run(context.Background(), tinyRun(t, broken, "--resume"), b, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}

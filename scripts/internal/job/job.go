@@ -108,6 +108,15 @@ func (m *Model) Generator(b compute.Backend) *diffusion.Generator {
 	return diffusion.NewGenerator(b, m.Store, m.Schedule, Denoiser(m.Meta.UNet), size, size, 1)
 }
 
+// ExplainLoadError rewrites GoMLX's error for a variable whose stored shape differs from the one
+// the network asks for into one that names the likely cause.
+func (m *Model) ExplainLoadError(err error) error {
+	if err != nil && strings.Contains(err.Error(), "different shape from original") {
+		return fmt.Errorf("the checkpoint's weights do not fit the %s network its metadata describes: it was written for another model configuration (%w)", m.Meta.Preset, err)
+	}
+	return err
+}
+
 // CheckpointDir is the sub-folder of a run folder that holds its checkpoints.
 const CheckpointDir = "checkpoints"
 
