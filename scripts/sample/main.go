@@ -22,8 +22,8 @@ import (
 
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/kernel"
-	"github.com/godiffusion/godiffusion/scripts/internal/job"
 )
 
 type options struct {
@@ -114,7 +114,7 @@ func (o *options) buildSampler(T int) (diffusion.Sampler, error) {
 }
 
 func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.Writer) error {
-	m, err := job.LoadModel(o.checkpoint)
+	m, err := experiment.LoadModel(o.checkpoint)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if err != nil {
 		return m.ExplainLoadError(err)
 	}
-	paths, err := job.WriteSamples(res, o.out, o.gif, o.gifImages)
+	paths, err := experiment.WriteSamples(res, o.out, o.gif, o.gifImages)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/layers"
-	"github.com/godiffusion/godiffusion/scripts/internal/job"
 )
 
 // writeUntrainedCheckpoint saves a freshly initialised tiny model as scripts/train would.
@@ -24,15 +24,15 @@ func writeUntrainedCheckpoint(t *testing.T, dir string, T int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta := job.Meta{Preset: "tiny", UNet: layers.Tiny(), Schedule: diffusion.ScheduleLinear, T: T, Seed: 1, BatchSize: 2}
+	meta := experiment.Meta{Preset: "tiny", UNet: layers.Tiny(), Schedule: diffusion.ScheduleLinear, T: T, Seed: 1, BatchSize: 2}
 	s, _ := meta.BuildSchedule()
 	store := model.NewStore()
 	store.SetParam(model.ParamInitialSeed, int64(1))
-	gen := diffusion.NewGenerator(b, store, s, job.Denoiser(meta.UNet), 32, 32, 1)
+	gen := diffusion.NewGenerator(b, store, s, experiment.Denoiser(meta.UNet), 32, 32, 1)
 	if _, err := gen.Sample(diffusion.DDIM{Steps: 1}, diffusion.SampleOptions{N: 1}); err != nil { // Creates the variables.
 		t.Fatal(err)
 	}
-	path := job.CheckpointPath(dir, 0)
+	path := experiment.CheckpointPath(dir, 0)
 	if err := diffusion.SaveCheckpoint(path, store, meta); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func corrupt(t *testing.T, path string) string {
 // into that network must fail with a clear message rather than a crash.
 func otherPreset(t *testing.T, path string) string {
 	store := model.NewStore()
-	var meta job.Meta
+	var meta experiment.Meta
 	if err := diffusion.LoadCheckpoint(path, store, &meta); err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,8 @@ import (
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
 	"github.com/godiffusion/godiffusion/diffusion/mnist"
+	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/kernel"
-	"github.com/godiffusion/godiffusion/scripts/internal/job"
 )
 
 // options are the command-line flags.
@@ -61,7 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.preset, "preset", defaultPreset, "model preset: "+fmt.Sprint(job.PresetNames()))
+	fs.StringVar(&o.preset, "preset", defaultPreset, "model preset: "+fmt.Sprint(experiment.PresetNames()))
 	fs.StringVar(&o.schedule, "schedule", diffusion.ScheduleScaledLinear, "noise schedule: linear (the tutorial's), scaled-linear or cosine")
 	fs.IntVar(&o.T, "T", diffusion.DefaultT, "number of diffusion steps")
 	fs.IntVar(&o.epochs, "epochs", 0, "epochs to train (overrides --steps when > 0)")
@@ -100,7 +100,7 @@ func (o *options) validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
-	_, err := job.Preset(o.preset)
+	_, err := experiment.Preset(o.preset)
 	check(err == nil, "--preset: %v", err)
 	_, err = diffusion.ScheduleByName(o.schedule, max(o.T, 1))
 	check(err == nil, "--schedule: %v", err)
@@ -187,7 +187,7 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if o.epochs > 0 {
 		total = int64(o.epochs * batcher.StepsPerEpoch())
 	}
-	trainer, err := diffusion.NewTrainer(b, store, schedule, job.Denoiser(meta.UNet),
+	trainer, err := diffusion.NewTrainer(b, store, schedule, experiment.Denoiser(meta.UNet),
 		diffusion.TrainConfig{LearningRate: meta.LearningRate, Seed: meta.Seed})
 	if err != nil {
 		return err
@@ -200,10 +200,10 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	save := func() error {
 		meta.Position = batcher.Position()
 		meta.Step = trainer.GlobalStep()
-		if err := diffusion.SaveCheckpoint(job.CheckpointPath(o.out, meta.Step), store, meta); err != nil {
+		if err := diffusion.SaveCheckpoint(experiment.CheckpointPath(o.out, meta.Step), store, meta); err != nil {
 			return err
 		}
-		if err := job.PruneCheckpoints(o.out, o.keep); err != nil {
+		if err := experiment.PruneCheckpoints(o.out, o.keep); err != nil {
 			return err
 		}
 		return writeLosses(o.out, history)
@@ -230,7 +230,7 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 		x.FinalizeAll()
 		if err != nil {
 			progress.Done()
-			return fmt.Errorf("%w; the last good checkpoint is kept in %s", err, filepath.Join(o.out, job.CheckpointDir))
+			return fmt.Errorf("%w; the last good checkpoint is kept in %s", err, filepath.Join(o.out, experiment.CheckpointDir))
 		}
 		done := trainer.GlobalStep()
 		inEpoch := batch.Position.Step
@@ -267,13 +267,13 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if epochCount > 0 {
 		fmt.Fprintf(stdout, "Training loss after %d steps of epoch %d: %.6g\n", epochCount, batcher.Position().Epoch+1, epochSum/float64(epochCount))
 	}
-	fmt.Fprintf(stdout, "train: %d parameters; final checkpoint %s\n", store.NumParameters(), job.CheckpointPath(o.out, trainer.GlobalStep()))
+	fmt.Fprintf(stdout, "train: %d parameters; final checkpoint %s\n", store.NumParameters(), experiment.CheckpointPath(o.out, trainer.GlobalStep()))
 	return finalSamples(ctx, o, b, meta, stdout, stderr)
 }
 
 // startOrResume returns the run's metadata, its variables and the loss history so far.
-func startOrResume(o *options) (*job.Meta, *model.Store, []lossRecord, error) {
-	existing, err := job.ListCheckpoints(o.out)
+func startOrResume(o *options) (*experiment.Meta, *model.Store, []lossRecord, error) {
+	existing, err := experiment.ListCheckpoints(o.out)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -281,19 +281,19 @@ func startOrResume(o *options) (*job.Meta, *model.Store, []lossRecord, error) {
 		if len(existing) > 0 {
 			return nil, nil, nil, fmt.Errorf("%s already holds checkpoints: pass --resume to continue that run, or choose another --out", o.out)
 		}
-		cfg, _ := job.Preset(o.preset)
+		cfg, _ := experiment.Preset(o.preset)
 		lr := o.lr
 		if lr == 0 {
 			lr = presetLearningRate(o.preset)
 		}
-		meta := &job.Meta{Preset: o.preset, UNet: cfg, Schedule: o.schedule, T: o.T, Seed: o.seed,
+		meta := &experiment.Meta{Preset: o.preset, UNet: cfg, Schedule: o.schedule, T: o.T, Seed: o.seed,
 			BatchSize: o.batch, LearningRate: lr}
 		return meta, model.NewStore(), nil, nil
 	}
 	if len(existing) == 0 {
-		return nil, nil, nil, fmt.Errorf("--resume: no checkpoint in %s to resume from (run without --resume to start)", filepath.Join(o.out, job.CheckpointDir))
+		return nil, nil, nil, fmt.Errorf("--resume: no checkpoint in %s to resume from (run without --resume to start)", filepath.Join(o.out, experiment.CheckpointDir))
 	}
-	m, err := job.LoadModel(existing[len(existing)-1])
+	m, err := experiment.LoadModel(existing[len(existing)-1])
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -308,7 +308,7 @@ func startOrResume(o *options) (*job.Meta, *model.Store, []lossRecord, error) {
 }
 
 // checkResumable rejects flags given with --resume that contradict the run being resumed.
-func (o *options) checkResumable(meta *job.Meta) error {
+func (o *options) checkResumable(meta *experiment.Meta) error {
 	var errs []error
 	mismatch := func(name string, given, saved any) {
 		if o.set[name] && fmt.Sprint(given) != fmt.Sprint(saved) {
@@ -397,8 +397,8 @@ func writeLossCurve(dir string, history []lossRecord) error {
 }
 
 // finalSamples draws DDPM and DDIM samples from the trained model and writes grids and chain GIFs.
-func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *job.Meta, stdout, stderr io.Writer) error {
-	m, err := job.LoadModel(o.out)
+func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *experiment.Meta, stdout, stderr io.Writer) error {
+	m, err := experiment.LoadModel(o.out)
 	if err != nil {
 		return err
 	}
@@ -427,7 +427,7 @@ func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *job.
 		if err != nil {
 			return err
 		}
-		paths, err := job.WriteSamples(res, filepath.Join(o.out, "samples_"+r.name+".png"),
+		paths, err := experiment.WriteSamples(res, filepath.Join(o.out, "samples_"+r.name+".png"),
 			filepath.Join(o.out, "chain_"+r.name+".gif"), 16)
 		if err != nil {
 			return err

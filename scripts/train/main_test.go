@@ -16,7 +16,7 @@ import (
 
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion/mnist"
-	"github.com/godiffusion/godiffusion/scripts/internal/job"
+	"github.com/godiffusion/godiffusion/experiment"
 )
 
 func testBackend(t *testing.T) compute.Backend {
@@ -64,7 +64,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	if !errors.Is(err, errInterrupted) {
 		t.Fatalf("interrupted run returned %v, want errInterrupted", err)
 	}
-	cks, _ := job.ListCheckpoints(broken)
+	cks, _ := experiment.ListCheckpoints(broken)
 	if len(cks) == 0 || !strings.HasSuffix(cks[len(cks)-1], "step-00000003.ckpt") {
 		t.Fatalf("interrupted run left checkpoints %v, want the last at step 3", cks)
 	}
@@ -81,11 +81,11 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a, err := job.LoadModel(straight)
+	a, err := experiment.LoadModel(straight)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := job.LoadModel(broken)
+	r, err := experiment.LoadModel(broken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 		t.Errorf("losses.csv has %d lines, want a header and 6 rows:\n%s", rows, raw)
 	}
 	// Keep: only the newest 3 checkpoints remain.
-	if cks, _ := job.ListCheckpoints(straight); len(cks) != 3 {
+	if cks, _ := experiment.ListCheckpoints(straight); len(cks) != 3 {
 		t.Errorf("%d checkpoints kept, want 3: %v", len(cks), cks)
 	}
 }
@@ -138,7 +138,7 @@ func TestOutputsDecode(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		// 9 images make a 3x3 grid, 4 a 2x2 one, of 32-pixel tiles scaled by GridScale, with padding.
-		if w := img.Bounds().Dx(); w < cols*32*job.GridScale || w > cols*(32+4)*job.GridScale {
+		if w := img.Bounds().Dx(); w < cols*32*experiment.GridScale || w > cols*(32+4)*experiment.GridScale {
 			t.Errorf("%s is %d pixels wide", name, w)
 		}
 	}

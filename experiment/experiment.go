@@ -1,6 +1,7 @@
-// Package job holds what the batch commands (train, sample, evaluate) share: model presets by
-// name, the checkpoint metadata that describes a run, and loading a trained model back.
-package job
+// Package experiment describes a training run the way the batch commands (scripts/) and the
+// notebooks share it: model presets by name, the metadata saved in every checkpoint, the layout of
+// a run folder, loading a trained model back, and writing its sample pictures.
+package experiment
 
 import (
 	"errors"
