@@ -7,43 +7,31 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"math"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gomlx/compute"
 
-	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
 	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/kernel"
+	"github.com/godiffusion/godiffusion/scripts/internal/cli"
 )
 
 type options struct {
-	checkpoint, sampler, variance, out, gif string
-	steps, n, batch, gifImages, chainEvery  int
-	eta                                     float64
-	seed                                    int64
-	clip                                    bool
+	cli.SamplerFlags
+	checkpoint, out, gif            string
+	n, batch, gifImages, chainEvery int
+	seed                            int64
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("sample", "Draws images from a trained checkpoint.", stderr)
 	fs.StringVar(&o.checkpoint, "checkpoint", "runs/train", "checkpoint file, or run folder (its latest checkpoint)")
-	fs.StringVar(&o.sampler, "sampler", "ddim", "sampler: ddim or ddpm")
-	fs.IntVar(&o.steps, "steps", diffusion.DefaultDDIMSteps, "DDIM steps (ddpm always takes all T steps)")
-	fs.Float64Var(&o.eta, "eta", 0, "DDIM eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
-	fs.StringVar(&o.variance, "variance", diffusion.VarianceBeta, "DDPM step variance: beta or posterior")
-	fs.BoolVar(&o.clip, "clip", false, "clip the x0 estimate to [-1, 1] at every step")
+	o.SamplerFlags.Register(fs)
 	fs.IntVar(&o.n, "n", 64, "number of images")
 	fs.IntVar(&o.batch, "batch", 64, "images per denoiser call")
 	fs.Int64Var(&o.seed, "seed", 0, "seed of the starting noise and of every step's noise")
@@ -51,74 +39,28 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.gif, "gif", "", "also write the denoising chain as an animated GIF to this path")
 	fs.IntVar(&o.gifImages, "gif-images", 16, "images shown in each GIF frame")
 	fs.IntVar(&o.chainEvery, "chain-every", 0, "record a GIF frame every N steps (0: about 25 frames)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: go run ./scripts/sample [flags]\n\nDraws images from a trained checkpoint.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q (all options are flags, see --help)", fs.Args())
-	}
-	var errs []error
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
-	}
-	check(o.sampler == "ddim" || o.sampler == "ddpm", "--sampler=%q: use ddim or ddpm", o.sampler)
-	check(o.steps >= 1, "--steps=%d: must be >= 1", o.steps)
-	check(o.eta >= 0 && o.eta <= 1 && !math.IsNaN(o.eta), "--eta=%g: must lie in [0, 1]", o.eta)
-	check(o.variance == diffusion.VarianceBeta || o.variance == diffusion.VariancePosterior,
-		"--variance=%q: use %s or %s", o.variance, diffusion.VarianceBeta, diffusion.VariancePosterior)
-	check(o.n >= 1 && o.n <= 100000, "--n=%d: must lie in [1, 100000]", o.n)
-	check(o.batch >= 1, "--batch=%d: must be >= 1", o.batch)
-	check(o.gifImages >= 1, "--gif-images=%d: must be >= 1", o.gifImages)
-	check(o.chainEvery >= 0, "--chain-every=%d: must be >= 0", o.chainEvery)
-	check(strings.HasSuffix(strings.ToLower(o.out), ".png"), "--out=%q: must name a .png file", o.out)
-	check(o.gif == "" || strings.HasSuffix(strings.ToLower(o.gif), ".gif"), "--gif=%q: must name a .gif file", o.gif)
-	return o, errors.Join(errs...)
+	var c cli.Checks
+	o.SamplerFlags.Validate(&c)
+	c.Check(o.n >= 1 && o.n <= 100000, "--n=%d: must lie in [1, 100000]", o.n)
+	c.Check(o.batch >= 1, "--batch=%d: must be >= 1", o.batch)
+	c.Check(o.gifImages >= 1, "--gif-images=%d: must be >= 1", o.gifImages)
+	c.Check(o.chainEvery >= 0, "--chain-every=%d: must be >= 0", o.chainEvery)
+	c.Check(strings.HasSuffix(strings.ToLower(o.out), ".png"), "--out=%q: must name a .png file", o.out)
+	c.Check(o.gif == "" || strings.HasSuffix(strings.ToLower(o.gif), ".gif"), "--gif=%q: must name a .gif file", o.gif)
+	return o, c.Err()
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	o, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "sample: %v\n", err)
-		os.Exit(2)
-	}
-	b, err := backend.New()
-	if err == nil {
-		err = run(ctx, o, b, os.Stdout, os.Stderr)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "sample: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-// buildSampler builds the sampler the options ask for, for a schedule of T steps.
-func (o *options) buildSampler(T int) (diffusion.Sampler, error) {
-	if o.sampler == "ddpm" {
-		return diffusion.DDPM{Variance: o.variance, Clip: o.clip}, nil
-	}
-	if o.steps > T {
-		return nil, fmt.Errorf("--steps=%d: more DDIM steps than the model's T=%d", o.steps, T)
-	}
-	return diffusion.DDIM{Steps: o.steps, Eta: o.eta, Clip: o.clip}, nil
-}
+func main() { cli.Main("sample", parseFlags, run) }
 
 func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.Writer) error {
 	m, err := experiment.LoadModel(o.checkpoint)
 	if err != nil {
 		return err
 	}
-	smp, err := o.buildSampler(m.Meta.T)
+	smp, err := o.SamplerFlags.Build(m.Meta.T)
 	if err != nil {
 		return err
 	}

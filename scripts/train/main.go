@@ -16,21 +16,19 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
 	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/kernel"
+	"github.com/godiffusion/godiffusion/scripts/internal/cli"
 )
 
 // options are the command-line flags.
@@ -59,8 +57,7 @@ const (
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("train", "Trains the diffusion U-Net on MNIST, then samples from it.", stderr)
 	fs.StringVar(&o.preset, "preset", defaultPreset, "model preset: "+fmt.Sprint(experiment.PresetNames()))
 	fs.StringVar(&o.schedule, "schedule", diffusion.ScheduleScaledLinear, "noise schedule: linear (the tutorial's), scaled-linear or cosine")
 	fs.IntVar(&o.T, "T", diffusion.DefaultT, "number of diffusion steps")
@@ -78,15 +75,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.ddpmSamples, "ddpm-samples", 16, "images drawn with DDPM at the end (0: none)")
 	fs.IntVar(&o.ddimSamples, "ddim-samples", 64, "images drawn with DDIM at the end (0: none)")
 	fs.IntVar(&o.ddimSteps, "ddim-steps", diffusion.DefaultDDIMSteps, "DDIM steps for the final samples")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: go run ./scripts/train [flags]\n\nTrains the diffusion U-Net on MNIST.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q (all options are flags, see --help)", fs.Args())
 	}
 	o.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
@@ -94,12 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 func (o *options) validate() error {
-	var errs []error
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
-	}
+	var c cli.Checks
+	check := c.Check
 	_, err := experiment.Preset(o.preset)
 	check(err == nil, "--preset: %v", err)
 	_, err = diffusion.ScheduleByName(o.schedule, max(o.T, 1))
@@ -115,7 +101,7 @@ func (o *options) validate() error {
 	check(o.ddpmSamples >= 0 && o.ddimSamples >= 0, "--ddpm-samples and --ddim-samples must be >= 0")
 	check(o.ddimSteps >= 1 && o.ddimSteps <= o.T, "--ddim-steps=%d: must lie in [1, T=%d]", o.ddimSteps, o.T)
 	check(o.out != "", "--out must not be empty")
-	return errors.Join(errs...)
+	return c.Err()
 }
 
 // presetLearningRate is the default Adam learning rate per preset: the tutorial's 1e-4 for its
@@ -127,32 +113,7 @@ func presetLearningRate(preset string) float64 {
 	return 1e-3
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	o, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "train: %v\n", err)
-		os.Exit(2)
-	}
-	b, err := backend.New()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "train: %v\n", err)
-		os.Exit(1)
-	}
-	if err := run(ctx, o, b, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "train: %v\n", err)
-		if errors.Is(err, errInterrupted) {
-			os.Exit(130)
-		}
-		os.Exit(1)
-	}
-}
-
-var errInterrupted = errors.New("interrupted")
+func main() { cli.Main("train", parseFlags, run) }
 
 // lossRecord is one row of losses.csv.
 type lossRecord struct {
@@ -221,7 +182,7 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 					return fmt.Errorf("interrupted, and saving the checkpoint failed: %w", err)
 				}
 			}
-			return fmt.Errorf("%w at step %d: checkpoint saved; continue with --resume --out %s", errInterrupted, trainer.GlobalStep(), o.out)
+			return fmt.Errorf("%w at step %d: checkpoint saved; continue with --resume --out %s", cli.ErrInterrupted, trainer.GlobalStep(), o.out)
 		default:
 		}
 		batch := batcher.Next()
@@ -417,7 +378,7 @@ func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *expe
 			continue
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w before the final samples (the checkpoint is saved)", errInterrupted)
+			return fmt.Errorf("%w before the final samples (the checkpoint is saved)", cli.ErrInterrupted)
 		}
 		start := time.Now()
 		progress := kernel.NewProgress(0, r.name).WithOutput(stderr, kernel.ProgressAuto).WithItems(r.n, "img")

@@ -17,6 +17,7 @@ import (
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/experiment"
+	"github.com/godiffusion/godiffusion/scripts/internal/cli"
 )
 
 func testBackend(t *testing.T) compute.Backend {
@@ -61,8 +62,8 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 		}
 	}
 	err := run(ctx, o, b, io.Discard, io.Discard)
-	if !errors.Is(err, errInterrupted) {
-		t.Fatalf("interrupted run returned %v, want errInterrupted", err)
+	if !errors.Is(err, cli.ErrInterrupted) {
+		t.Fatalf("interrupted run returned %v, want cli.ErrInterrupted", err)
 	}
 	cks, _ := experiment.ListCheckpoints(broken)
 	if len(cks) == 0 || !strings.HasSuffix(cks[len(cks)-1], "step-00000003.ckpt") {

@@ -1,0 +1,126 @@
+// Package cli holds what the batch commands under scripts/ share: the main function's plumbing
+// (signals, --help, exit codes), flag validation, and the sampler flags.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gomlx/compute"
+
+	"github.com/godiffusion/godiffusion/backend"
+	"github.com/godiffusion/godiffusion/diffusion"
+)
+
+// ErrInterrupted is wrapped by a command's error when Ctrl-C (SIGINT) or SIGTERM stopped it.
+var ErrInterrupted = errors.New("interrupted")
+
+// Main runs a command: it parses the flags, picks the backend and calls run with a context that
+// is cancelled by Ctrl-C or SIGTERM. Exit codes: 0 on success or --help, 2 for bad flags, 130 when
+// interrupted, 1 for any other error, which is printed as "name: error".
+func Main[O any](name string, parse func(args []string, stderr io.Writer) (O, error),
+	run func(ctx context.Context, o O, b compute.Backend, stdout, stderr io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	o, err := parse(os.Args[1:], os.Stderr)
+	code := 0
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		code = 2
+	default:
+		var b compute.Backend
+		if b, err = backend.New(); err == nil {
+			err = run(ctx, o, b, os.Stdout, os.Stderr)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+			code = 1
+			if errors.Is(err, ErrInterrupted) || errors.Is(err, context.Canceled) {
+				code = 130
+			}
+		}
+	}
+	stop()
+	os.Exit(code)
+}
+
+// Checks collects flag validation errors.
+type Checks struct{ errs []error }
+
+// Check records the error described by format and args unless ok.
+func (c *Checks) Check(ok bool, format string, args ...any) {
+	if !ok {
+		c.errs = append(c.errs, fmt.Errorf(format, args...))
+	}
+}
+
+// Err returns all recorded errors joined, or nil.
+func (c *Checks) Err() error { return errors.Join(c.errs...) }
+
+// NewFlagSet returns a flag set that reports errors to stderr and whose usage text starts with
+// the command's one-line description.
+func NewFlagSet(name, description string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./scripts/%s [flags]\n\n%s\n\nFlags:\n", name, description)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// Parse parses args and rejects positional arguments.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (all options are flags, see --help)", fs.Args())
+	}
+	return nil
+}
+
+// SamplerFlags are the flags that choose and configure a sampler.
+type SamplerFlags struct {
+	Sampler, Variance string
+	Steps             int
+	Eta               float64
+	Clip              bool
+}
+
+// Register adds --sampler, --steps, --eta, --variance and --clip to fs.
+func (s *SamplerFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&s.Sampler, "sampler", "ddim", "sampler: ddim or ddpm")
+	fs.IntVar(&s.Steps, "steps", diffusion.DefaultDDIMSteps, "DDIM steps (ddpm always takes all T steps)")
+	fs.Float64Var(&s.Eta, "eta", 0, "DDIM eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
+	fs.StringVar(&s.Variance, "variance", diffusion.VarianceBeta, "DDPM step variance: beta or posterior")
+	fs.BoolVar(&s.Clip, "clip", false, "clip the x0 estimate to [-1, 1] at every step")
+}
+
+// Validate records the errors of out-of-range sampler flags.
+func (s *SamplerFlags) Validate(c *Checks) {
+	c.Check(s.Sampler == "ddim" || s.Sampler == "ddpm", "--sampler=%q: use ddim or ddpm", s.Sampler)
+	c.Check(s.Steps >= 1, "--steps=%d: must be >= 1", s.Steps)
+	c.Check(s.Eta >= 0 && s.Eta <= 1 && !math.IsNaN(s.Eta), "--eta=%g: must lie in [0, 1]", s.Eta)
+	c.Check(s.Variance == diffusion.VarianceBeta || s.Variance == diffusion.VariancePosterior,
+		"--variance=%q: use %s or %s", s.Variance, diffusion.VarianceBeta, diffusion.VariancePosterior)
+}
+
+// Build returns the sampler the flags describe, for a model of T diffusion steps.
+func (s *SamplerFlags) Build(T int) (diffusion.Sampler, error) {
+	if s.Sampler == "ddpm" {
+		return diffusion.DDPM{Variance: s.Variance, Clip: s.Clip}, nil
+	}
+	if s.Steps > T {
+		return nil, fmt.Errorf("--steps=%d: more DDIM steps than the model's T=%d", s.Steps, T)
+	}
+	return diffusion.DDIM{Steps: s.Steps, Eta: s.Eta, Clip: s.Clip}, nil
+}
