@@ -9,6 +9,8 @@ import (
 )
 
 // This file holds the 2D convolution (im2col + one matrix multiplication) and the transposed convolution.
+// Their gradients are partly hand-written (see conv2DStride1 and matMul in matmul.go) so that on the pure
+// Go backend every matrix product runs in a native layout, without element-by-element transposes.
 //
 // GoMLX's graph.Convolve is not used: on the pure Go backend it is a slow scalar loop, its input gradient
 // is wrong for 4x4 kernels, and with input dilation it has no gradient. graph.Pad is not used on
@@ -50,7 +52,8 @@ type ConvBuilder struct {
 // shaped [outputChannels] and initialized with zeros; both are created in the sub-scope "conv".
 //
 // It is computed as im2col (patches gathered with Slice and Concatenate) followed by one matrix
-// multiplication, which is fast and has correct gradients on every backend.
+// multiplication, which is fast and has correct gradients on every backend. For stride-1 convolutions
+// larger than 1x1 the bias is folded into that product.
 func Conv(scope *model.Scope, x *Node) *ConvBuilder {
 	if x.Rank() != 4 {
 		Panicf("layers.Conv: x must be shaped [batch, height, width, channels], got %s", x.Shape())
@@ -155,13 +158,32 @@ func (c *ConvBuilder) Done() *Node {
 	cin := dims[3]
 	kernel := scope.WithInitializer(init).VariableWithShape("weights",
 		shapes.Make(dtype, c.kernelH, c.kernelW, cin, c.channels)).NodeValue(x.Graph())
-	out := Conv2D(x, kernel, c.stride, padLow, padHigh)
+	var bias *Node
 	if c.useBias {
-		bias := scope.WithInitializer(ZerosInitializer).VariableWithShape("biases",
+		bias = scope.WithInitializer(ZerosInitializer).VariableWithShape("biases",
 			shapes.Make(dtype, c.channels)).NodeValue(x.Graph())
+	}
+	if bias != nil && conv2DFusesBias(c.kernelH, c.kernelW, c.stride, padLow, padHigh) {
+		return conv2DStride1(x, kernel, bias, padLow, padHigh)
+	}
+	out := Conv2D(x, kernel, c.stride, padLow, padHigh)
+	if bias != nil {
 		out = Add(out, ExpandLeftToRank(bias, 4))
 	}
 	return out
+}
+
+// conv2DFusesBias reports whether the convolution is computed by conv2DStride1 with an im2col, which can
+// fold the bias into its matrix product (a column of ones in the patches, a row of biases in the kernel)
+// instead of a broadcast addition and its gradient's reduction.
+func conv2DFusesBias(kh, kw, stride int, padLow, padHigh [2]int) bool {
+	return kh*kw > 1 && conv2DIsStride1(kh, kw, stride, padLow, padHigh)
+}
+
+// conv2DIsStride1 reports whether conv2DStride1 handles the convolution: stride 1 and paddings smaller
+// than the kernel.
+func conv2DIsStride1(kh, kw, stride int, padLow, padHigh [2]int) bool {
+	return stride == 1 && padLow[0] <= kh-1 && padHigh[0] <= kh-1 && padLow[1] <= kw-1 && padHigh[1] <= kw-1
 }
 
 // SamePadding returns the low and high paddings of Flax/XLA "SAME" for one spatial axis.
@@ -175,7 +197,12 @@ func SamePadding(size, kernel, stride int) (low, high int) {
 // Flax and XLA), with the given stride and zero paddings (padLow/padHigh are (height, width) pairs).
 // It returns [batch, outHeight, outWidth, cout], outSize = (size + low + high - k) / stride + 1.
 //
-// It is computed as im2col followed by a single matrix multiplication; every op used has a correct gradient.
+// It is computed as im2col followed by a single matrix multiplication (a 1x1 convolution is just the
+// matrix multiplication). The gradients are written by hand (see matMul) so that every matrix product runs
+// in a layout the pure Go backend multiplies directly: the kernel gradient is patchesᵀ·v with only the
+// smaller operand transposed, and, for stride 1, the input gradient is the convolution of the output
+// adjoint with the flipped, transposed kernel (instead of scattering the patches' gradient back with pads
+// and additions).
 func Conv2D(x, kernel *Node, stride int, padLow, padHigh [2]int) *Node {
 	if x.Rank() != 4 || kernel.Rank() != 4 {
 		Panicf("layers.Conv2D: x must be [batch, height, width, cin] and kernel [kh, kw, cin, cout], got %s and %s",
@@ -187,12 +214,109 @@ func Conv2D(x, kernel *Node, stride int, padLow, padHigh [2]int) *Node {
 		Panicf("layers.Conv2D: x has %d channels but kernel expects %d (x %s, kernel %s)",
 			x.Shape().Dim(3), cin, x.Shape(), kernel.Shape())
 	}
+	if conv2DIsStride1(kh, kw, stride, padLow, padHigh) {
+		return conv2DStride1(x, kernel, nil, padLow, padHigh)
+	}
 	patches := Im2Col(x, kh, kw, stride, padLow, padHigh)
 	pdims := patches.Shape().Dimensions
 	batch, outH, outW := pdims[0], pdims[1], pdims[2]
 	flat := Reshape(patches, batch*outH*outW, kh*kw*cin)
-	out := Dot(flat, Reshape(kernel, kh*kw*cin, cout)).Product()
+	out := matMul(flat, Reshape(kernel, kh*kw*cin, cout))
 	return Reshape(out, batch, outH, outW, cout)
+}
+
+// conv2DStride1 is Conv2D for stride 1 and paddings smaller than the kernel, plus bias [cout] if not nil,
+// with hand-written gradients: dx is the convolution of the output adjoint, padded by
+// kernel-1-padding, with the kernel flipped in space and with its channel axes swapped; dkernel is
+// patchesᵀ·v (contractRows). A bias is folded into the product for kernels larger than 1x1: the patches
+// get a last column of ones and the kernel matrix a last row with the bias, so dbias comes out of the same
+// patchesᵀ·v product.
+func conv2DStride1(x, kernel, bias *Node, padLow, padHigh [2]int) *Node {
+	kdims := kernel.Shape().Dimensions
+	kh, kw, cin, cout := kdims[0], kdims[1], kdims[2], kdims[3]
+	k := kh * kw * cin
+	fuseBias := bias != nil && kh*kw > 1
+	var adjoint *Node // d(loss)/d(output), [batch, outH, outW, cout].
+	var kernelIn, biasIn *Node
+	xIn := IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
+		if kh == 1 && kw == 1 {
+			// Pointwise: [P, cout] · kernelᵀ -> [P, cin].
+			dims := adjoint.Shape().Dimensions
+			dx := DotGeneral(Reshape(adjoint, -1, cout), []int{1}, nil, Reshape(kernelIn, cin, cout), []int{1}, nil)
+			return Reshape(dx, dims[0], dims[1], dims[2], cin)
+		}
+		flipped := TransposeAllAxes(Reverse(kernelIn, 0, 1), 0, 1, 3, 2) // [kh, kw, cout, cin]
+		return conv2DNoGrad(adjoint, flipped,
+			[2]int{kh - 1 - padLow[0], kw - 1 - padLow[1]}, [2]int{kh - 1 - padHigh[0], kw - 1 - padHigh[1]})
+	})
+	var patches *Node
+	if fuseBias {
+		patches = im2ColWithOnes(xIn, kh, kw, padLow, padHigh)
+	} else {
+		patches = Im2Col(xIn, kh, kw, 1, padLow, padHigh)
+	}
+	pdims := patches.Shape().Dimensions
+	batch, outH, outW, kAug := pdims[0], pdims[1], pdims[2], pdims[3]
+	p := batch * outH * outW
+	flat := Reshape(patches, p, kAug)
+	// dkernelAug is patchesᵀ·v, [kAug, cout], computed once per adjoint for the kernel and the folded bias.
+	var dkernelAug, dkernelAdjoint *Node
+	kernelGrad := func() *Node {
+		if dkernelAdjoint != adjoint {
+			dkernelAug = contractRows(flat, Reshape(adjoint, p, cout))
+			dkernelAdjoint = adjoint
+		}
+		return dkernelAug
+	}
+	kernelIn = IdentityWithCustomGradient(kernel, func(_, _ *Node) *Node {
+		dk := kernelGrad()
+		if fuseBias {
+			dk = Slice(dk, AxisRange(0, k), AxisRange())
+		}
+		return Reshape(dk, kh, kw, cin, cout)
+	})
+	kernelMatrix := Reshape(kernelIn, k, cout)
+	if fuseBias {
+		biasIn = IdentityWithCustomGradient(bias, func(_, _ *Node) *Node {
+			return Reshape(Slice(kernelGrad(), AxisRange(k, k+1), AxisRange()), cout)
+		})
+		kernelMatrix = Concatenate([]*Node{kernelMatrix, Reshape(biasIn, 1, cout)}, 0)
+	}
+	out := Dot(flat, kernelMatrix).Product()
+	out = Reshape(out, batch, outH, outW, cout)
+	if bias != nil && !fuseBias {
+		out = Add(out, ExpandLeftToRank(bias, 4))
+	}
+	return IdentityWithCustomGradient(out, func(_, v *Node) *Node {
+		adjoint = v
+		return v
+	})
+}
+
+// im2ColWithOnes is Im2Col (stride 1) with an extra last column of ones: [batch, outH, outW, kh*kw*c + 1].
+func im2ColWithOnes(x *Node, kh, kw int, padLow, padHigh [2]int) *Node {
+	x = PadSpatial(x, padLow, padHigh)
+	dims := x.Shape().Dimensions
+	outH, outW := dims[1]-kh+1, dims[2]-kw+1
+	parts := make([]*Node, 0, kh*kw+1)
+	for i := range kh {
+		for j := range kw {
+			parts = append(parts, Slice(x, AxisRange(), AxisRange(i, i+outH), AxisRange(j, j+outW), AxisRange()))
+		}
+	}
+	parts = append(parts, Ones(x.Graph(), shapes.Make(x.DType(), dims[0], outH, outW, 1)))
+	return Concatenate(parts, -1)
+}
+
+// conv2DNoGrad is a stride-1 im2col convolution for values whose gradient is never taken (the input
+// gradient of conv2DStride1).
+func conv2DNoGrad(x, kernel *Node, padLow, padHigh [2]int) *Node {
+	kdims := kernel.Shape().Dimensions
+	kh, kw, cin, cout := kdims[0], kdims[1], kdims[2], kdims[3]
+	patches := Im2Col(x, kh, kw, 1, padLow, padHigh)
+	pdims := patches.Shape().Dimensions
+	out := Dot(Reshape(patches, -1, kh*kw*cin), Reshape(kernel, kh*kw*cin, cout)).Product()
+	return Reshape(out, pdims[0], pdims[1], pdims[2], cout)
 }
 
 // Im2Col pads x [batch, height, width, channels] with zeros and gathers, for each output position of a
@@ -439,9 +563,15 @@ func convTranspose4x4Stride2Same(x, kernel *Node) *Node {
 	k6 = TransposeAllAxes(k6, 3, 1, 4, 2, 0, 5)
 	effKernel := Reshape(k6, 9*cin, 4*cout)
 
-	patches := Im2Col(x, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}) // [batch, height, width, 9*cin]
-	out := Dot(Reshape(patches, batch*height*width, 9*cin), effKernel).Product()
-	out = Reshape(out, batch, height, width, 2, 2, cout) // [b, my, mx, py, px, cout]
-	out = TransposeAllAxes(out, 0, 1, 3, 2, 4, 5)        // [b, my, py, mx, px, cout]
-	return Reshape(out, batch, 2*height, 2*width, cout)  // row 2*my+py, column 2*mx+px.
+	patches := Reshape(Im2Col(x, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}), batch*height*width, 9*cin)
+	// One product per output row phase py, each [b*my*mx, (px, cout)]; stacking them on a new axis after my
+	// (a Concatenate of contiguous rows) interleaves the rows without a transpose.
+	rowPhases := make([]*Node, 2)
+	for py := range 2 {
+		kernelPy := Reshape(Slice(Reshape(effKernel, 9*cin, 2, 2*cout), AxisRange(), AxisElem(py), AxisRange()),
+			9*cin, 2*cout)
+		rowPhases[py] = Reshape(matMul(patches, kernelPy), batch, height, 1, width*2*cout)
+	}
+	out := Concatenate(rowPhases, 2)                    // [b, my, py, (mx, px, cout)]
+	return Reshape(out, batch, 2*height, 2*width, cout) // row 2*my+py, column 2*mx+px.
 }

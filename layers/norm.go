@@ -29,10 +29,9 @@ func GroupNorm(scope *model.Scope, x *Node, groups int) *Node {
 	}
 	dtype := x.DType()
 	g := x.Graph()
-	normalized := GroupNormalize(x, groups, GroupNormEpsilon)
 	scale := scope.WithInitializer(OnesInitializer).VariableWithShape("scale", shapes.Make(dtype, channels)).NodeValue(g)
 	bias := scope.WithInitializer(ZerosInitializer).VariableWithShape("bias", shapes.Make(dtype, channels)).NodeValue(g)
-	return Add(Mul(normalized, ExpandLeftToRank(scale, x.Rank())), ExpandLeftToRank(bias, x.Rank()))
+	return groupNormAffine(x, scale, bias, groups, GroupNormEpsilon)
 }
 
 // GroupNormalize is GroupNorm without the learned scale and bias: x [batch, ..., channels] normalized per
@@ -51,4 +50,83 @@ func GroupNormalize(x *Node, groups int, epsilon float64) *Node {
 	centered := Sub(grouped, mean)
 	variance := ReduceAndKeep(Mul(centered, centered), ReduceMean, 1, 3)
 	return Reshape(Div(centered, Sqrt(AddScalar(variance, epsilon))), dims...)
+}
+
+// groupNormAffine is GroupNormalize(x)·scale + bias with a hand-written gradient, in few passes over x:
+//
+//   - forward: per (example, channel) sums of x and x² (one multiply, two reductions over the positions),
+//     from which the per-group mean and variance (E[x²] - E[x]², as Flax's fast variance) and a per
+//     (example, channel) factor a = scale·rstd and shift = bias - mean·a; then y = x·a + shift (two passes);
+//   - backward, for the output adjoint v: per (example, channel) sums of v and v·x (one multiply, two
+//     reductions), then dx = v·a + x·b + c with per (example, channel) b and c (four passes), and the scale
+//     and bias gradients from the same sums.
+//
+// x is [batch, ..., channels]; scale and bias are [channels].
+func groupNormAffine(x, scale, bias *Node, groups int, epsilon float64) *Node {
+	dims := x.Shape().Dimensions
+	batch, channels := dims[0], dims[len(dims)-1]
+	positions := x.Shape().Size() / (batch * channels)
+	perGroup := channels / groups
+	n := float64(positions * perGroup)
+
+	// perChannel broadcasts a per-(example, group) [batch, groups] value to [batch, channels].
+	perChannel := func(v *Node) *Node {
+		return Reshape(BroadcastToDims(Reshape(v, batch, groups, 1), batch, groups, perGroup), batch, channels)
+	}
+	// groupSum sums a per-(example, channel) [batch, channels] value over each group: [batch, groups].
+	groupSum := func(v *Node) *Node { return ReduceSum(Reshape(v, batch, groups, perGroup), 2) }
+	// overPositions reshapes a [batch, channels] value to [batch, 1, channels], to broadcast over positions.
+	overPositions := func(v *Node) *Node { return Reshape(v, batch, 1, channels) }
+
+	var adjoint, xIn, scaleIn, out *Node
+	var mean, rstd, a *Node // [batch, groups], [batch, groups], [batch, channels].
+	// Shared backward sums, built once per adjoint by whichever gradient function runs first.
+	var sumV, sumVX, sumsAdjoint *Node // [batch, channels], [batch, channels], the adjoint they are for.
+	backwardSums := func() {
+		if sumsAdjoint == adjoint {
+			return
+		}
+		sumsAdjoint = adjoint
+		v3 := Reshape(adjoint, batch, positions, channels)
+		sumV = ReduceSum(v3, 1)
+		sumVX = ReduceSum(Mul(v3, Reshape(xIn, batch, positions, channels)), 1)
+	}
+	// centeredSum[b, c] = Σ_p v·(x - mean) = sumVX - mean·sumV.
+	centeredSum := func() *Node { return Sub(sumVX, Mul(perChannel(mean), sumV)) }
+
+	xIn = IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
+		backwardSums()
+		gammaBC := BroadcastToDims(InsertAxes(scaleIn, 0), batch, channels)
+		m1 := DivScalar(groupSum(Mul(gammaBC, sumV)), n)                     // mean of dxhat
+		m2 := Mul(DivScalar(groupSum(Mul(gammaBC, centeredSum())), n), rstd) // mean of dxhat·xhat
+		rstd2m2 := Mul(Mul(rstd, rstd), m2)                                  // [batch, groups]
+		bCoef := perChannel(Neg(rstd2m2))                                    // x coefficient
+		cCoef := perChannel(Sub(Mul(rstd2m2, mean), Mul(rstd, m1)))          // constant term
+		v3 := Reshape(adjoint, batch, positions, channels)
+		x3 := Reshape(xIn, batch, positions, channels)
+		dx := Add(Add(Mul(v3, overPositions(a)), Mul(x3, overPositions(bCoef))), overPositions(cCoef))
+		return Reshape(dx, dims...)
+	})
+	scaleIn = IdentityWithCustomGradient(scale, func(_, _ *Node) *Node {
+		backwardSums()
+		return ReduceSum(Mul(perChannel(rstd), centeredSum()), 0)
+	})
+	biasIn := IdentityWithCustomGradient(bias, func(_, _ *Node) *Node {
+		backwardSums()
+		return ReduceSum(sumV, 0)
+	})
+
+	x3 := Reshape(xIn, batch, positions, channels)
+	mean = DivScalar(groupSum(ReduceSum(x3, 1)), n)
+	meanSq := DivScalar(groupSum(ReduceSum(Mul(x3, x3), 1)), n)
+	variance := Max(Sub(meanSq, Mul(mean, mean)), ZerosLike(mean))
+	rstd = Inverse(Sqrt(AddScalar(variance, epsilon)))
+	a = Mul(perChannel(rstd), BroadcastToDims(InsertAxes(scaleIn, 0), batch, channels))
+	shift := Sub(BroadcastToDims(InsertAxes(biasIn, 0), batch, channels), Mul(perChannel(mean), a))
+	y := Add(Mul(x3, overPositions(a)), overPositions(shift))
+	out = IdentityWithCustomGradient(Reshape(y, dims...), func(_, v *Node) *Node {
+		adjoint = v
+		return v
+	})
+	return out
 }
