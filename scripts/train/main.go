@@ -35,7 +35,7 @@ import (
 type options struct {
 	preset, schedule, out, data string
 	T, epochs, steps, batch     int
-	lr                          float64
+	lr, minutes                 float64
 	seed                        int64
 	ckptEvery, keep, logEvery   int
 	resume                      bool
@@ -51,8 +51,10 @@ type options struct {
 
 // Defaults of the main job: see the README for what they give on 2 CPU cores.
 const (
-	defaultPreset = "cpu"
-	defaultSteps  = 1500
+	defaultPreset  = "cpu"
+	defaultSteps   = 3000
+	defaultMinutes = 10.0
+	defaultBatch   = 32
 )
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -63,7 +65,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.T, "T", diffusion.DefaultT, "number of diffusion steps")
 	fs.IntVar(&o.epochs, "epochs", 0, "epochs to train (overrides --steps when > 0)")
 	fs.IntVar(&o.steps, "steps", defaultSteps, "training steps (batches) to train in total")
-	fs.IntVar(&o.batch, "batch", 64, "batch size")
+	fs.Float64Var(&o.minutes, "minutes", defaultMinutes, "stop training after this many minutes of this invocation even if --steps is not reached (0: no limit; the step count then depends on the machine's speed)")
+	fs.IntVar(&o.batch, "batch", defaultBatch, "batch size")
 	fs.Float64Var(&o.lr, "lr", 0, "Adam learning rate (0: the preset's default)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed for initialisation, data order, timesteps and noise")
 	fs.StringVar(&o.out, "out", "runs/train", "output folder: checkpoints, loss log and pictures")
@@ -72,7 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.keep, "keep", 3, "number of checkpoints to keep")
 	fs.IntVar(&o.logEvery, "log-every", 100, "print the loss every N steps")
 	fs.BoolVar(&o.resume, "resume", false, "continue from the last checkpoint in --out")
-	fs.IntVar(&o.ddpmSamples, "ddpm-samples", 16, "images drawn with DDPM at the end (0: none)")
+	fs.IntVar(&o.ddpmSamples, "ddpm-samples", 8, "images drawn with DDPM at the end (0: none)")
 	fs.IntVar(&o.ddimSamples, "ddim-samples", 64, "images drawn with DDIM at the end (0: none)")
 	fs.IntVar(&o.ddimSteps, "ddim-steps", diffusion.DefaultDDIMSteps, "DDIM steps for the final samples")
 	if err := cli.Parse(fs, args); err != nil {
@@ -93,6 +96,7 @@ func (o *options) validate() error {
 	check(o.T >= 2 && o.T <= 10000, "--T=%d: must lie in [2, 10000]", o.T)
 	check(o.epochs >= 0, "--epochs=%d: must be >= 0", o.epochs)
 	check(o.steps >= 1 || o.epochs > 0, "--steps=%d: must be >= 1", o.steps)
+	check(o.minutes >= 0 && !math.IsInf(o.minutes, 0), "--minutes=%g: must be >= 0", o.minutes)
 	check(o.batch >= 1 && o.batch <= 4096, "--batch=%d: must lie in [1, 4096]", o.batch)
 	check(o.lr >= 0 && o.lr < 1 && !math.IsNaN(o.lr), "--lr=%g: must lie in [0, 1)", o.lr)
 	check(o.ckptEvery >= 1, "--ckpt-every=%d: must be >= 1", o.ckptEvery)
@@ -173,7 +177,15 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	progress := kernel.NewProgress(int(total), "train").WithOutput(stderr, kernel.ProgressAuto).WithItems(meta.BatchSize, "img")
 	epochSum, epochCount := epochLossSoFar(history, batcher.Position().Epoch)
 	lastSaved := meta.Step
+	var deadline time.Time
+	if o.minutes > 0 {
+		deadline = time.Now().Add(time.Duration(o.minutes * float64(time.Minute)))
+	}
 	for step := meta.Step; step < total; step = trainer.GlobalStep() {
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			progress.Printf("Time budget of %g minutes reached after %d steps (continue with --resume --out %s)", o.minutes, step, o.out)
+			break
+		}
 		select {
 		case <-ctx.Done():
 			progress.Done()

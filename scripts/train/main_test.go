@@ -36,7 +36,7 @@ func testBackend(t *testing.T) compute.Backend {
 func tinyRun(t *testing.T, out string, extra ...string) *options {
 	t.Helper()
 	args := append([]string{"--preset", "tiny", "--batch", "2", "--steps", "6", "--ckpt-every", "2",
-		"--ddpm-samples", "0", "--ddim-samples", "0", "--T", "40", "--ddim-steps", "4", "--out", out}, extra...)
+		"--ddpm-samples", "0", "--ddim-samples", "0", "--minutes", "0", "--T", "40", "--ddim-steps", "4", "--out", out}, extra...)
 	o, err := parseFlags(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +175,7 @@ func TestFlagValidation(t *testing.T) {
 		{"--T", "1"},
 		{"--ddim-steps", "300"},
 		{"--keep", "0"},
+		{"--minutes", "-1"},
 		{"--no-such-flag"},
 		{"extra-argument"},
 	}
@@ -205,5 +206,21 @@ func TestResumeWithoutCheckpoint(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed --resume created %s", out)
+	}
+}
+
+// TestTimeBudget stops training when --minutes runs out and keeps a checkpoint of what was done.
+func TestTimeBudget(t *testing.T) {
+	b := testBackend(t)
+	out := t.TempDir()
+	if err := run(context.Background(), tinyRun(t, out, "--minutes", "0.0001"), b, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m, err := experiment.LoadModel(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Meta.Step < 1 || m.Meta.Step >= 6 {
+		t.Errorf("stopped at step %d, want the time budget to end the run early (1 to 5 of 6 steps)", m.Meta.Step)
 	}
 }
