@@ -15,8 +15,8 @@ type Matrix struct {
 // NewMatrix returns an n x n zero matrix.
 func NewMatrix(n int) *Matrix { return &Matrix{N: n, Data: make([]float64, n*n)} }
 
-// Identity returns the n x n identity matrix.
-func Identity(n int) *Matrix {
+// IdentityMatrix returns the n x n identity matrix.
+func IdentityMatrix(n int) *Matrix {
 	m := NewMatrix(n)
 	for i := range n {
 		m.Data[i*n+i] = 1
@@ -138,13 +138,13 @@ func SymmetricEigen(a *Matrix) (values []float64, vectors *Matrix, err error) {
 	}
 	w := a.Clone()
 	w.Symmetrize()
-	v := Identity(n)
+	v := IdentityMatrix(n)
 	d := w.Data
 	all, off := w.frobeniusSquared()
 	converged := false
 	for sweep := 0; sweep < maxJacobiSweeps; sweep++ {
 		// Converged when the off-diagonal mass is negligible relative to the whole matrix.
-		if off <= 1e-30*all || off == 0 {
+		if off <= 1e-28*all || off == 0 {
 			converged = true
 			break
 		}
