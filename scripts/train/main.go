@@ -28,6 +28,7 @@ import (
 	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/kernel"
+	"github.com/godiffusion/godiffusion/layers"
 	"github.com/godiffusion/godiffusion/scripts/internal/cli"
 )
 
@@ -240,7 +241,7 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if epochCount > 0 {
 		fmt.Fprintf(stdout, "Training loss after %d steps of epoch %d: %.6g\n", epochCount, batcher.Position().Epoch+1, epochSum/float64(epochCount))
 	}
-	fmt.Fprintf(stdout, "train: %d parameters; final checkpoint %s\n", store.NumParameters(), experiment.CheckpointPath(o.out, trainer.GlobalStep()))
+	fmt.Fprintf(stdout, "train: model of %d parameters; final checkpoint %s\n", layers.NumTrainableParameters(store), experiment.CheckpointPath(o.out, trainer.GlobalStep()))
 	return finalSamples(ctx, o, b, meta, stdout, stderr)
 }
 
@@ -382,8 +383,10 @@ func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *expe
 		sampler diffusion.Sampler
 		every   int
 	}{
-		{"ddim", o.ddimSamples, diffusion.DDIM{Steps: o.ddimSteps}, 1},
-		{"ddpm", o.ddpmSamples, diffusion.DDPM{}, max(1, meta.T/25)},
+		// x0 clipped as diffusers does by default: an undertrained model's deterministic DDIM
+		// trajectory otherwise amplifies its errors where ᾱ is tiny (scaled-linear: 4e-5 at T-1).
+		{"ddim", o.ddimSamples, diffusion.DDIM{Steps: o.ddimSteps, Clip: true}, 1},
+		{"ddpm", o.ddpmSamples, diffusion.DDPM{Clip: true}, max(1, meta.T/25)},
 	}
 	for _, r := range runs {
 		if r.n == 0 {

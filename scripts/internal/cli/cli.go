@@ -102,7 +102,7 @@ func (s *SamplerFlags) Register(fs *flag.FlagSet) {
 	fs.IntVar(&s.Steps, "steps", diffusion.DefaultDDIMSteps, "DDIM steps (ddpm always takes all T steps)")
 	fs.Float64Var(&s.Eta, "eta", 0, "DDIM eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
 	fs.StringVar(&s.Variance, "variance", diffusion.VarianceBeta, "DDPM step variance: beta or posterior")
-	fs.BoolVar(&s.Clip, "clip", false, "clip the x0 estimate to [-1, 1] at every step")
+	fs.BoolVar(&s.Clip, "clip", true, "clip the x0 estimate to [-1, 1] at every step (as diffusers does by default; --clip=false for the plain update)")
 }
 
 // Validate records the errors of out-of-range sampler flags.
