@@ -1,0 +1,248 @@
+// Command bench measures the throughput of one training step and one sampler step of the model presets
+// on the current backend, and the arithmetic rate they achieve from a FLOP count of the U-Net (ForwardMACs).
+//
+//	GOEXPERIMENT=simd go run ./scripts/bench --presets tiny,cpu --batches 1,64 --steps 3
+//
+// Each configuration runs one untimed step (which compiles) and then --steps timed steps, for training
+// (diffusion.Trainer.Step on random images in [-1, 1]) and for sampling (a Generator with one DDIM step).
+// Training FLOPs are counted as 3 x forward (forward + backward), sampling as 1 x forward.
+//
+// Memory: "peak heap" is the maximum of the Go runtime's HeapInuse sampled every 10 ms during the
+// configuration's runs; "VmHWM" is the process's peak resident set (/proc/self/status) read after the
+// configuration, cumulative over the whole process (so it never decreases from row to row).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"runtime"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/experiment"
+	"github.com/godiffusion/godiffusion/layers"
+	"github.com/godiffusion/godiffusion/scripts/internal/cli"
+)
+
+type options struct {
+	presetsFlag, batchesFlag string
+	presets                  []string
+	batches                  []int
+	steps                    int
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := cli.NewFlagSet("bench", "Measures training and sampler-step throughput (img/s, GFLOP/s) and peak memory of model presets.", stderr)
+	fs.StringVar(&o.presetsFlag, "presets", "cpu", "comma-separated presets: "+strings.Join(experiment.PresetNames(), ", "))
+	fs.StringVar(&o.batchesFlag, "batches", "1,64", "comma-separated batch sizes")
+	fs.IntVar(&o.steps, "steps", 3, "timed steps per measurement, after one untimed warm-up (compiling) step")
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
+	}
+	var c cli.Checks
+	for _, p := range splitList(o.presetsFlag) {
+		_, err := experiment.Preset(p)
+		c.Check(err == nil, "--presets=%q: %v", o.presetsFlag, err)
+		o.presets = append(o.presets, p)
+	}
+	c.Check(len(o.presets) > 0, "--presets=%q: give at least one preset", o.presetsFlag)
+	for _, s := range splitList(o.batchesFlag) {
+		b, err := strconv.Atoi(s)
+		c.Check(err == nil && b >= 1 && b <= 4096, "--batches=%q: %q is not a batch size in [1, 4096]", o.batchesFlag, s)
+		o.batches = append(o.batches, b)
+	}
+	c.Check(len(o.batches) > 0, "--batches=%q: give at least one batch size", o.batchesFlag)
+	c.Check(o.steps >= 1 && o.steps <= 10000, "--steps=%d: must lie in [1, 10000]", o.steps)
+	return o, c.Err()
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func main() { cli.Main("bench", parseFlags, run) }
+
+// result is one row of the table.
+type result struct {
+	preset                    string
+	batch                     int
+	trainIPS, sampleIPS       float64 // images per second.
+	trainGFLOPS, sampleGFLOPS float64
+	peakHeap                  uint64 // bytes.
+	vmHWM                     int64  // bytes, -1 if unknown.
+}
+
+func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.Writer) error {
+	s, err := diffusion.ScheduleByName(diffusion.ScheduleLinear, diffusion.DefaultT)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bench: backend %s, GOMAXPROCS %d, %d timed steps after 1 warm-up\n", b.Name(), runtime.GOMAXPROCS(0), o.steps)
+	for _, p := range o.presets {
+		cfg, _ := experiment.Preset(p)
+		fmt.Fprintf(stdout, "bench: %s: %.3f G forward MACs/image (%.3f GFLOP forward, %.3f GFLOP training)\n",
+			p, float64(ForwardMACs(cfg))/1e9, 2*float64(ForwardMACs(cfg))/1e9, 6*float64(ForwardMACs(cfg))/1e9)
+	}
+	var rows []result
+	for _, p := range o.presets {
+		cfg, _ := experiment.Preset(p)
+		for _, batch := range o.batches {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("%w: %w", cli.ErrInterrupted, err)
+			}
+			fmt.Fprintf(stderr, "bench: %s batch %d...\n", p, batch)
+			r, err := measure(b, s, p, cfg, batch, o.steps)
+			if err != nil {
+				return fmt.Errorf("%s batch %d: %w", p, batch, err)
+			}
+			rows = append(rows, r)
+		}
+	}
+	writeTable(stdout, b.Name(), rows)
+	return nil
+}
+
+// measure times training and sampler steps of one configuration while sampling the heap.
+func measure(b compute.Backend, s *diffusion.Schedule, preset string, cfg layers.UNetConfig, batch, steps int) (r result, err error) {
+	runtime.GC()
+	stop := sampleHeap(&r.peakHeap)
+	defer func() {
+		stop()
+		r.vmHWM = vmHWM()
+	}()
+	r.preset, r.batch = preset, batch
+	fwdFLOPs := 2 * float64(ForwardMACs(cfg))
+
+	tr, err := diffusion.NewTrainer(b, model.NewStore(), s, experiment.Denoiser(cfg), diffusion.TrainConfig{Seed: 1})
+	if err != nil {
+		return r, err
+	}
+	x := randomImages(batch, cfg.ImageSize)
+	if _, err := tr.Step(x); err != nil { // Compiles.
+		return r, err
+	}
+	start := time.Now()
+	for range steps {
+		if _, err := tr.Step(x); err != nil {
+			return r, err
+		}
+	}
+	r.trainIPS = float64(batch*steps) / time.Since(start).Seconds()
+	r.trainGFLOPS = r.trainIPS * 3 * fwdFLOPs / 1e9
+
+	gen := diffusion.NewGenerator(b, model.NewStore(), s, experiment.Denoiser(cfg), cfg.ImageSize, cfg.ImageSize, imageChannels)
+	sample := func() error { // One DDIM step: one denoiser call per image.
+		_, err := gen.Sample(diffusion.DDIM{Steps: 1}, diffusion.SampleOptions{N: batch, BatchSize: batch, Seed: 1})
+		return err
+	}
+	if err := sample(); err != nil { // Compiles and initialises.
+		return r, err
+	}
+	start = time.Now()
+	for range steps {
+		if err := sample(); err != nil {
+			return r, err
+		}
+	}
+	r.sampleIPS = float64(batch*steps) / time.Since(start).Seconds()
+	r.sampleGFLOPS = r.sampleIPS * fwdFLOPs / 1e9
+	return r, nil
+}
+
+// randomImages returns n single-channel size x size images uniform in [-1, 1].
+func randomImages(n, size int) *tensors.Tensor {
+	rng := rand.New(rand.NewPCG(1, 2))
+	v := make([]float32, n*size*size*imageChannels)
+	for i := range v {
+		v[i] = float32(rng.Float64()*2 - 1)
+	}
+	return tensors.FromFlatDataAndDimensions(v, n, size, size, imageChannels)
+}
+
+// sampleHeap records the maximum runtime HeapInuse into *peak every 10 ms until the returned function
+// is called (which takes a last sample).
+func sampleHeap(peak *uint64) (stop func()) {
+	var mu sync.Mutex
+	read := func() {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		mu.Lock()
+		*peak = max(*peak, m.HeapInuse)
+		mu.Unlock()
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				read()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		read()
+	}
+}
+
+// vmHWM returns the process's peak resident set size from /proc/self/status, or -1 if unavailable.
+func vmHWM() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest) // "123456 kB"
+			if len(f) >= 1 {
+				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return -1
+}
+
+func writeTable(w io.Writer, backendName string, rows []result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "preset\tbackend\tbatch\ttrain img/s\tsample img/s\ttrain GFLOP/s\tsample GFLOP/s\tpeak heap MiB\tVmHWM MiB\t")
+	for _, r := range rows {
+		hwm := "n/a"
+		if r.vmHWM >= 0 {
+			hwm = fmt.Sprintf("%.0f", float64(r.vmHWM)/(1<<20))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%.0f\t%s\t\n", r.preset, backendName, r.batch,
+			r.trainIPS, r.sampleIPS, r.trainGFLOPS, r.sampleGFLOPS, float64(r.peakHeap)/(1<<20), hwm)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "peak heap: max runtime.MemStats.HeapInuse sampled every 10 ms during the row's runs; "+
+		"VmHWM: process peak RSS from /proc/self/status after the row (cumulative over the process).")
+}
