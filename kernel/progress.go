@@ -94,6 +94,7 @@ type Progress struct {
 	start          time.Time
 	started        bool // An Update arrived.
 	firstStep      int
+	startStep      int // Steps already done at NewProgress (WithStart).
 	firstTime      time.Time
 	step           int
 	fields         []Field
@@ -173,6 +174,19 @@ func (p *Progress) WithClock(now func() time.Time) *Progress {
 	defer p.mu.Unlock()
 	p.now = now
 	p.start = now()
+	return p
+}
+
+// WithStart says that step steps were already done before this Progress
+// started (a resumed run), so the first speed estimate counts only the new ones.
+// It returns p.
+func (p *Progress) WithStart(step int) *Progress {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.startStep = step
 	return p
 }
 
@@ -320,8 +334,8 @@ func (p *Progress) statsLocked(now time.Time) progressStats {
 	switch {
 	case p.started && p.step > p.firstStep && now.After(p.firstTime):
 		s.rate = float64(p.step-p.firstStep) / now.Sub(p.firstTime).Seconds()
-	case p.started && p.step > 0 && s.elapsed > 0:
-		s.rate = float64(p.step) / s.elapsed.Seconds()
+	case p.started && p.step > p.startStep && s.elapsed > 0:
+		s.rate = float64(p.step-p.startStep) / s.elapsed.Seconds()
 	}
 	if p.total > 0 && s.rate > 0 {
 		left := max(p.total-p.step, 0)

@@ -183,3 +183,15 @@ func TestProgressPrintf(t *testing.T) {
 		t.Errorf("log mode printed %q, want %q", buf.String(), "epoch 3\n")
 	}
 }
+
+// TestProgressWithStart: a resumed run's first speed counts only the steps done since the start.
+func TestProgressWithStart(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	var buf bytes.Buffer
+	p := NewProgress(200, "train").WithOutput(&buf, ProgressLog).WithClock(clock.Now).WithStart(100)
+	clock.Advance(4 * time.Second)
+	p.Update(101)
+	if !strings.Contains(buf.String(), "4.00 s/it") {
+		t.Errorf("first line %q: want 4.00 s/it (one step in 4 s), not 101 steps in 4 s", buf.String())
+	}
+}

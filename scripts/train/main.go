@@ -175,7 +175,8 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 		return writeLosses(o.out, history)
 	}
 
-	progress := kernel.NewProgress(int(total), "train").WithOutput(stderr, kernel.ProgressAuto).WithItems(meta.BatchSize, "img")
+	progress := kernel.NewProgress(int(total), "train").WithOutput(stderr, kernel.ProgressAuto).
+		WithItems(meta.BatchSize, "img").WithStart(int(meta.Step))
 	epochSum, epochCount := epochLossSoFar(history, batcher.Position().Epoch)
 	lastSaved := meta.Step
 	var deadline time.Time
