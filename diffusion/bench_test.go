@@ -5,22 +5,20 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/layers"
 )
 
 // Benchmarks of one training step and one sampler step, reported in images/s:
 //
 //	GOEXPERIMENT=simd go test ./diffusion -run '^$' -bench . -benchtime 3x
-func unetDenoiser(cfg layers.UNetConfig) diffusion.Denoiser {
-	return func(scope *model.Scope, x, t *Node) *Node { return layers.UNet(scope, x, t, cfg) }
-}
 
+// randomImages returns n images of uniform values in [-1, 1].
 func randomImages(n, size int) *tensors.Tensor {
 	rng := rand.New(rand.NewPCG(1, 2))
 	v := make([]float32, n*size*size)
@@ -49,7 +47,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		for _, batch := range p.batch {
 			b.Run(fmt.Sprintf("%s/batch=%d", p.name, batch), func(b *testing.B) {
 				cfg := p.cfg()
-				tr, err := diffusion.NewTrainer(be, model.NewStore(), s, unetDenoiser(cfg), diffusion.TrainConfig{Seed: 1})
+				tr, err := diffusion.NewTrainer(be, model.NewStore(), s, experiment.Denoiser(cfg), diffusion.TrainConfig{Seed: 1})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -79,7 +77,7 @@ func BenchmarkSamplerStep(b *testing.B) {
 		for _, batch := range p.batch {
 			b.Run(fmt.Sprintf("%s/batch=%d", p.name, batch), func(b *testing.B) {
 				cfg := p.cfg()
-				gen := diffusion.NewGenerator(be, model.NewStore(), s, unetDenoiser(cfg), cfg.ImageSize, cfg.ImageSize, 1)
+				gen := diffusion.NewGenerator(be, model.NewStore(), s, experiment.Denoiser(cfg), cfg.ImageSize, cfg.ImageSize, 1)
 				// One DDIM step per image per call: S = 1.
 				run := func() {
 					if _, err := gen.Sample(diffusion.DDIM{Steps: 1}, diffusion.SampleOptions{N: batch, Seed: 1}); err != nil {

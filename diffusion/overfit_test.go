@@ -9,6 +9,7 @@ import (
 
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/layers"
 )
 
@@ -48,7 +49,7 @@ func TestTinyUNetOverfits(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := diffusion.ScheduleByName(diffusion.ScheduleScaledLinear, diffusion.DefaultT)
-	tr, err := diffusion.NewTrainer(be, model.NewStore(), s, unetDenoiser(layers.Tiny()),
+	tr, err := diffusion.NewTrainer(be, model.NewStore(), s, experiment.Denoiser(layers.Tiny()),
 		diffusion.TrainConfig{LearningRate: 3e-3, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
