@@ -54,17 +54,3 @@ func GeluTanh(x *Node) *Node {
 	inner := MulScalar(Add(x, MulScalar(x3, 0.044715)), math.Sqrt(2/math.Pi))
 	return Mul(MulScalar(x, 0.5), OnePlus(RationalTanh(inner)))
 }
-
-// SoftmaxLastAxis is the softmax over the last axis. The forward pass is GoMLX's (fused where the backend
-// has it); the gradient is given in closed form, J·g = s ⊙ (g - Σ s ⊙ g), so the backward pass does
-// not recompute exponentials. It uses the identity
-//
-//	y = sg(s) + L(x) - sg(L(x)),   L(x) = s ⊙ x - s · Σ(s ⊙ x),   s = sg(softmax(x)),
-//
-// where sg stops gradients: y equals s exactly, and L's Jacobian is the softmax Jacobian.
-func SoftmaxLastAxis(x *Node) *Node {
-	s := StopGradient(Softmax(x, -1))
-	sx := Mul(s, x)
-	l := Sub(sx, Mul(s, ReduceAndKeep(sx, ReduceSum, -1)))
-	return Add(s, Sub(l, StopGradient(l)))
-}

@@ -263,3 +263,41 @@ func TestInitializers(t *testing.T) {
 			maxAbs, limit)
 	}
 }
+
+// TestAttentionChunked forces attentionCore to split the (example, head) pairs into chunks (recomputing
+// the weights in the backward pass) and checks the output against a single chunk and the gradients
+// against finite differences.
+func TestAttentionChunked(t *testing.T) {
+	b := getBackend(t)
+	rng := rand.New(rand.NewPCG(31, 32))
+	x := randNHWC(rng, 3, 2, 3, 8) // 3 examples x 2 heads = 6 pairs of 6 positions.
+	fn := func(s *model.Scope, in []*graph.Node) *graph.Node { return Attention(s, in[0], 2) }
+	run := func(chunkBytes int) *tensors.Tensor {
+		defer func(old int) { AttentionChunkBytes = old }(AttentionChunkBytes)
+		AttentionChunkBytes = chunkBytes
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, int64(7))
+		e := model.MustNewExec(b, store, func(scope *model.Scope, x *graph.Node) *graph.Node {
+			return fn(scope, []*graph.Node{x})
+		})
+		return e.MustCall(x.tensor())[0]
+	}
+	// 6x6 float64 weights are 288 bytes per pair: 600 bytes gives chunks of 2 pairs, 300 of 1.
+	whole := tensors.MustCopyFlatData[float64](run(1 << 20))
+	for _, chunkBytes := range []int{600, 300} {
+		got := tensors.MustCopyFlatData[float64](run(chunkBytes))
+		worst := 0.0
+		for i := range got {
+			worst = max(worst, math.Abs(got[i]-whole[i]))
+		}
+		if worst > 1e-12 {
+			t.Errorf("chunks of %d bytes: max abs diff from one chunk %g", chunkBytes, worst)
+		}
+	}
+	defer func(old int) { AttentionChunkBytes = old }(AttentionChunkBytes)
+	AttentionChunkBytes = 600
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, int64(42))
+	results, err := gradcheck.Variables(b, store, fn, []*tensors.Tensor{x.tensor()}, true, gradcheck.Options{Coordinates: 6})
+	checkResults(t, results, err)
+}

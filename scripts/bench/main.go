@@ -10,6 +10,14 @@
 // Memory: "peak heap" is the maximum of the Go runtime's HeapInuse sampled every 10 ms during the
 // configuration's runs; "VmHWM" is the process's peak resident set (/proc/self/status) read after the
 // configuration, cumulative over the whole process (so it never decreases from row to row).
+//
+// PyTorch side by side: with --pytorch PYTHON (e.g. --pytorch /usr/bin/python3, Debian's python3-torch),
+// after the Go measurements it runs scripts/bench/pytorch_unet.py, a PyTorch mirror of the same U-Net
+// (its parameter count is checked against the Go one), with the same presets, batches and steps on
+// GOMAXPROCS threads, and prints a second table comparing the Go and PyTorch img/s. Run it from the
+// repository root:
+//
+//	GOEXPERIMENT=simd go run ./scripts/bench --presets cpu --batches 64 --pytorch /usr/bin/python3
 package main
 
 import (
@@ -18,6 +26,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +50,7 @@ type options struct {
 	presets                  []string
 	batches                  []int
 	steps                    int
+	pytorch                  string // Python interpreter for the PyTorch comparison; "" = none.
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -49,6 +59,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.presetsFlag, "presets", "cpu", "comma-separated presets: "+strings.Join(experiment.PresetNames(), ", "))
 	fs.StringVar(&o.batchesFlag, "batches", "1,64", "comma-separated batch sizes")
 	fs.IntVar(&o.steps, "steps", 3, "timed steps per measurement, after one untimed warm-up (compiling) step")
+	fs.StringVar(&o.pytorch, "pytorch", "", "Python interpreter with PyTorch (e.g. /usr/bin/python3 with Debian's python3-torch): "+
+		"also run "+pytorchScript+" (run from the repository root) and print a Go vs PyTorch table; empty: off")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -97,6 +109,11 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
+	if o.pytorch != "" { // Fail before the (long) Go measurements.
+		if err := checkPyTorch(ctx, o.pytorch); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "bench: backend %s, GOMAXPROCS %d, %d timed steps after 1 warm-up\n", b.Name(), runtime.GOMAXPROCS(0), o.steps)
 	for _, p := range o.presets {
 		cfg, _ := experiment.Preset(p)
@@ -119,7 +136,146 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 		}
 	}
 	writeTable(stdout, b.Name(), rows)
+	if o.pytorch == "" {
+		return nil
+	}
+	fmt.Fprintf(stderr, "bench: PyTorch (%s %s)...\n", o.pytorch, pytorchScript)
+	py, err := runPyTorch(ctx, o, runtime.GOMAXPROCS(0), stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	writeComparison(stdout, b.Name(), rows, py)
 	return nil
+}
+
+// pytorchScript is the PyTorch mirror of the U-Net, relative to the repository root.
+const pytorchScript = "scripts/bench/pytorch_unet.py"
+
+// pytorchFix is appended to the errors of a PyTorch run that could not start or import torch.
+const pytorchFix = "install Debian's PyTorch with `apt-get install python3-torch` and pass --pytorch /usr/bin/python3"
+
+// checkPyTorch checks that pytorchScript exists and that python imports torch.
+func checkPyTorch(ctx context.Context, python string) error {
+	if _, err := os.Stat(pytorchScript); err != nil {
+		return fmt.Errorf("--pytorch: %w: run the bench from the repository root (go run ./scripts/bench)", err)
+	}
+	out, err := exec.CommandContext(ctx, python, "-c", "import torch").CombinedOutput()
+	if err != nil {
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); lines[len(lines)-1] != "" {
+			// The exception, e.g. "ModuleNotFoundError: No module named 'torch'".
+			err = fmt.Errorf("%w: %s", err, lines[len(lines)-1])
+		}
+		return fmt.Errorf("--pytorch=%s cannot import torch (%v): %s", python, err, pytorchFix)
+	}
+	return nil
+}
+
+// runPyTorch runs pytorchScript with o's presets, batches and steps on threads threads, passing its
+// stderr through, and returns its results.
+func runPyTorch(ctx context.Context, o *options, threads int, stderr io.Writer) ([]pytorchResult, error) {
+	batches := make([]string, len(o.batches))
+	for i, b := range o.batches {
+		batches[i] = strconv.Itoa(b)
+	}
+	cmd := exec.CommandContext(ctx, o.pytorch, pytorchScript, "--presets", strings.Join(o.presets, ","),
+		"--batches", strings.Join(batches, ","), "--steps", strconv.Itoa(o.steps), "--threads", strconv.Itoa(threads))
+	cmd.Stderr = stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", cli.ErrInterrupted, ctx.Err())
+		}
+		return nil, fmt.Errorf("PyTorch benchmark (%s): %w (see its error above; for a missing torch, %s)",
+			strings.Join(cmd.Args, " "), err, pytorchFix)
+	}
+	py, err := parsePyTorchLines(string(out))
+	if err != nil {
+		return nil, fmt.Errorf("PyTorch benchmark output: %w", err)
+	}
+	return py, nil
+}
+
+// pytorchResult is one line printed by pytorchScript.
+type pytorchResult struct {
+	preset              string
+	batch, threads      int
+	params              int64
+	trainIPS, sampleIPS float64 // images per second.
+	torch               string  // torch.__version__.
+}
+
+// parsePyTorchLines parses the lines of pytorchScript's output that start with "pytorch ", made of
+// space-separated key=value fields:
+//
+//	pytorch preset=cpu batch=64 train_img_s=45.1 sample_img_s=250.3 params=3199893 threads=2 torch=1.13.1
+//
+// preset, batch, train_img_s and sample_img_s are required; unknown keys and other lines are ignored.
+func parsePyTorchLines(out string) ([]pytorchResult, error) {
+	var results []pytorchResult
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "pytorch" {
+			continue
+		}
+		r := pytorchResult{batch: -1, trainIPS: -1, sampleIPS: -1}
+		for _, f := range fields[1:] {
+			key, value, ok := strings.Cut(f, "=")
+			if !ok {
+				return nil, fmt.Errorf("line %q: field %q is not key=value", line, f)
+			}
+			var err error
+			switch key {
+			case "preset":
+				r.preset = value
+			case "torch":
+				r.torch = value
+			case "batch":
+				r.batch, err = strconv.Atoi(value)
+			case "threads":
+				r.threads, err = strconv.Atoi(value)
+			case "params":
+				r.params, err = strconv.ParseInt(value, 10, 64)
+			case "train_img_s":
+				r.trainIPS, err = strconv.ParseFloat(value, 64)
+			case "sample_img_s":
+				r.sampleIPS, err = strconv.ParseFloat(value, 64)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("line %q: %s: %w", line, key, err)
+			}
+		}
+		if r.preset == "" || r.batch < 1 || r.trainIPS <= 0 || r.sampleIPS <= 0 {
+			return nil, fmt.Errorf("line %q: needs preset, batch >= 1, train_img_s > 0 and sample_img_s > 0", line)
+		}
+		results = append(results, r)
+	}
+	if len(results) == 0 {
+		return nil, fmt.Errorf("no \"pytorch ...\" result lines in %q", out)
+	}
+	return results, nil
+}
+
+// writeComparison prints the Go rows next to the PyTorch results of the same preset and batch
+// ("n/a" where PyTorch has none), with the Go/PyTorch throughput ratios.
+func writeComparison(w io.Writer, backendName string, rows []result, py []pytorchResult) {
+	if len(py) > 0 {
+		fmt.Fprintf(w, "Go (%s) vs PyTorch %s, %d threads:\n", backendName, py[0].torch, py[0].threads)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "preset\tbatch\tGo train img/s\tPyTorch train img/s\tGo/PyTorch\tGo sample img/s\tPyTorch sample img/s\tGo/PyTorch\t")
+	for _, r := range rows {
+		pyTrain, pySample, trainRatio, sampleRatio := "n/a", "n/a", "n/a", "n/a"
+		for _, p := range py {
+			if p.preset == r.preset && p.batch == r.batch {
+				pyTrain, pySample = fmt.Sprintf("%.1f", p.trainIPS), fmt.Sprintf("%.1f", p.sampleIPS)
+				trainRatio, sampleRatio = fmt.Sprintf("%.2f", r.trainIPS/p.trainIPS), fmt.Sprintf("%.2f", r.sampleIPS/p.sampleIPS)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%.1f\t%s\t%s\t\n", r.preset, r.batch, r.trainIPS, pyTrain, trainRatio,
+			r.sampleIPS, pySample, sampleRatio)
+	}
+	tw.Flush()
 }
 
 // measure times training and sampler steps of one configuration while sampling the heap.
