@@ -153,7 +153,7 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 const pytorchScript = "scripts/bench/pytorch_unet.py"
 
 // pytorchFix is appended to the errors of a PyTorch run that could not start or import torch.
-const pytorchFix = "install Debian's PyTorch with `apt-get install python3-torch` and pass --pytorch /usr/bin/python3"
+const pytorchFix = "install Debian's PyTorch and OpenBLAS with `apt-get install python3-torch libopenblas0-pthread` and pass --pytorch /usr/bin/python3"
 
 // checkPyTorch checks that pytorchScript exists and that python imports torch.
 func checkPyTorch(ctx context.Context, python string) error {
