@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gomlx/compute"
-	_ "github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/godiffusion/godiffusion/diffusion/quality"
 	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/layers"
+	"github.com/godiffusion/godiffusion/scripts/internal/clitest"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -81,22 +80,10 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func testBackend(t *testing.T) compute.Backend {
-	t.Helper()
-	if _, err := mnist.DefaultDir(); err != nil {
-		t.Skipf("MNIST not available: %v", err)
-	}
-	b, err := compute.NewWithConfig("go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestRunErrors checks that a missing checkpoint or too many DDIM steps fail before anything is
 // trained or written.
 func TestRunErrors(t *testing.T) {
-	b := testBackend(t)
+	b := clitest.MNISTBackend(t)
 	dir := t.TempDir()
 	cache := filepath.Join(dir, "cache", "classifier.ckpt")
 	for _, tc := range []struct {
@@ -125,7 +112,7 @@ func TestRunErrors(t *testing.T) {
 // returns the run folder.
 func writeTinyCheckpoint(t *testing.T, runDir string) string {
 	t.Helper()
-	b := testBackend(t)
+	b := clitest.MNISTBackend(t)
 	meta := &experiment.Meta{Preset: "tiny", UNet: layers.Tiny(), Schedule: diffusion.ScheduleScaledLinear, T: 40,
 		Seed: 1, BatchSize: 2, LearningRate: 1e-3}
 	schedule, err := meta.BuildSchedule()
@@ -153,7 +140,7 @@ func TestRunTiny(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	b := testBackend(t)
+	b := clitest.MNISTBackend(t)
 	dir := t.TempDir()
 	run0 := writeTinyCheckpoint(t, filepath.Join(dir, "run"))
 	cache := filepath.Join(dir, "classifier.ckpt")

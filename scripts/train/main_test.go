@@ -12,25 +12,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gomlx/compute"
-
-	"github.com/godiffusion/godiffusion/backend"
-	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/scripts/internal/cli"
+	"github.com/godiffusion/godiffusion/scripts/internal/clitest"
 )
-
-func testBackend(t *testing.T) compute.Backend {
-	t.Helper()
-	if _, err := mnist.DefaultDir(); err != nil {
-		t.Skipf("MNIST not available: %v", err)
-	}
-	b, err := backend.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // tinyRun returns flags for a small, fast run of the tiny preset.
 func tinyRun(t *testing.T, out string, extra ...string) *options {
@@ -47,7 +32,7 @@ func tinyRun(t *testing.T, out string, extra ...string) *options {
 // TestResumeMatchesUninterrupted kills a run (context cancelled, as Ctrl-C does) after step 3,
 // resumes it, and compares the final variables with those of an uninterrupted run.
 func TestResumeMatchesUninterrupted(t *testing.T) {
-	b := testBackend(t)
+	b := clitest.MNISTBackend(t)
 	dir := t.TempDir()
 	straight, broken := filepath.Join(dir, "straight"), filepath.Join(dir, "broken")
 	if err := run(context.Background(), tinyRun(t, straight), b, io.Discard, io.Discard); err != nil {
@@ -122,7 +107,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 
 // TestOutputsDecode runs a short job with final samples and checks the pictures it writes.
 func TestOutputsDecode(t *testing.T) {
-	b := testBackend(t)
+	b := clitest.MNISTBackend(t)
 	out := t.TempDir()
 	o := tinyRun(t, out, "--steps", "2", "--ddim-samples", "9", "--ddpm-samples", "4")
 	if err := run(context.Background(), o, b, io.Discard, io.Discard); err != nil {
@@ -198,7 +183,7 @@ func TestFlagValidation(t *testing.T) {
 
 // TestResumeWithoutCheckpoint fails clearly and writes nothing.
 func TestResumeWithoutCheckpoint(t *testing.T) {
-	b := testBackend(t)
+	b := clitest.MNISTBackend(t)
 	out := filepath.Join(t.TempDir(), "none")
 	err := run(context.Background(), tinyRun(t, out, "--resume"), b, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "no checkpoint") {
@@ -211,7 +196,7 @@ func TestResumeWithoutCheckpoint(t *testing.T) {
 
 // TestTimeBudget stops training when --minutes runs out and keeps a checkpoint of what was done.
 func TestTimeBudget(t *testing.T) {
-	b := testBackend(t)
+	b := clitest.MNISTBackend(t)
 	out := t.TempDir()
 	if err := run(context.Background(), tinyRun(t, out, "--minutes", "0.0001"), b, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
