@@ -1,6 +1,8 @@
 package diffusion
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -143,8 +145,12 @@ func TestSamplersOnGaussianData(t *testing.T) {
 func TestSamplerSeeds(t *testing.T) {
 	s, _ := ScheduleByName(ScheduleScaledLinear, 50)
 	gen := NewGenerator(testBackend(), model.NewStore(), s, gaussianDenoiser(s, 0.3), 4, 4, 1)
-	get := func(smp Sampler, seed int64, bs int) []float32 {
-		res, err := gen.Sample(smp, SampleOptions{N: 6, BatchSize: bs, Seed: seed})
+	get := func(smp Sampler, seed int64, bs int, parallel ...int) []float32 {
+		opts := SampleOptions{N: 6, BatchSize: bs, Seed: seed}
+		if len(parallel) > 0 {
+			opts.Parallel = parallel[0]
+		}
+		res, err := gen.Sample(smp, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,9 +174,15 @@ func TestSamplerSeeds(t *testing.T) {
 			t.Errorf("%s: different seeds gave the same images", smp)
 		}
 	}
-	// DDIM with eta = 0 is a deterministic map of the starting noise: the batch size cannot matter.
-	if a, b := get(DDIM{Steps: 5}, 3, 6), get(DDIM{Steps: 5}, 3, 4); !equal(a, b) {
-		t.Error("DDIM(eta=0) depends on the batch size")
+	// Each image has its own noise streams: neither the batch size nor the number of concurrent
+	// shards changes the images (this denoiser is elementwise, so not even the rounding).
+	for _, smp := range []Sampler{DDIM{Steps: 5}, DDIM{Steps: 5, Eta: 1}, DDPM{}} {
+		a := get(smp, 3, 6, 1)
+		for _, bp := range [][2]int{{4, 1}, {6, 2}, {6, 3}, {5, 2}, {1, 1}} {
+			if b := get(smp, 3, bp[0], bp[1]); !equal(a, b) {
+				t.Errorf("%s: batch %d in %d shards gives other images than batch 6 in 1", smp, bp[0], bp[1])
+			}
+		}
 	}
 }
 
@@ -208,5 +220,41 @@ func TestSamplerChainAndErrors(t *testing.T) {
 	}
 	if _, err := gen.Sample(DDIM{}, SampleOptions{N: 0}); err == nil {
 		t.Error("N = 0 accepted")
+	}
+}
+
+// TestSamplerProgressWithShards checks that OnStep counts every batch step once, in order, when
+// batches run as concurrent shards, and that a cancelled context stops all shards with its error.
+func TestSamplerProgressWithShards(t *testing.T) {
+	s, _ := ScheduleByName(ScheduleLinear, 20)
+	gen := NewGenerator(testBackend(), model.NewStore(), s, gaussianDenoiser(s, 0.3), 4, 4, 1)
+	var seen []int
+	_, err := gen.Sample(DDPM{}, SampleOptions{N: 7, BatchSize: 4, Parallel: 3, Seed: 1,
+		OnStep: func(done, total int) {
+			if total != 40 {
+				t.Errorf("total %d, want 2 batches x 20 steps", total)
+			}
+			seen = append(seen, done)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range seen {
+		if d != i+1 {
+			t.Fatalf("OnStep reported %v, want 1..40", seen)
+		}
+	}
+	if len(seen) != 40 {
+		t.Fatalf("OnStep called %d times, want 40", len(seen))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = gen.Sample(DDPM{}, SampleOptions{N: 8, BatchSize: 8, Parallel: 2, Seed: 1, Context: ctx,
+		OnStep: func(done, total int) {
+			if done == 3 {
+				cancel()
+			}
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled sampling returned %v, want context.Canceled", err)
 	}
 }

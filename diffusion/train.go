@@ -3,6 +3,7 @@ package diffusion
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -10,6 +11,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style: graph ops read as math.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/initializer"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 )
 
@@ -50,9 +52,32 @@ func AddNoise(s *Schedule, x0, eps, t *Node) *Node {
 // EpsilonLoss is the simplified DDPM objective: the mean over all elements of
 // (ε - ε_θ(x_t, t))², for given clean images x0, timesteps t and noise eps.
 func EpsilonLoss(scope *model.Scope, s *Schedule, denoise Denoiser, x0, t, eps *Node) *Node {
+	return WeightedEpsilonLoss(scope, s, denoise, x0, t, eps, nil)
+}
+
+// WeightedEpsilonLoss is EpsilonLoss with each example's squared error scaled by weights[t]
+// (a [T] table, e.g. MinSNRWeights); nil weights give EpsilonLoss.
+func WeightedEpsilonLoss(scope *model.Scope, s *Schedule, denoise Denoiser, x0, t, eps *Node, weights []float64) *Node {
 	xt := AddNoise(s, x0, eps, t)
 	pred := denoise(scope, xt, t)
-	return ReduceAllMean(Square(Sub(eps, pred)))
+	sq := Square(Sub(eps, pred))
+	if weights != nil {
+		sq = Mul(sq, gatherPerExample(weights, t, x0.Rank()))
+	}
+	return ReduceAllMean(sq)
+}
+
+// MinSNRWeights returns the Min-SNR-γ loss weights of the ε objective (Hang et al. 2023,
+// "Efficient Diffusion Training via Min-SNR Weighting Strategy"): min(SNR_t, γ) / SNR_t with
+// SNR_t = ᾱ_t / (1 - ᾱ_t). Low-noise steps, whose ε error is cheap to reduce and matters little
+// for samples, are down-weighted; steps with SNR <= γ keep weight 1.
+func MinSNRWeights(s *Schedule, gamma float64) []float64 {
+	w := make([]float64, s.T)
+	for i, ab := range s.AlphaBars {
+		snr := ab / (1 - ab)
+		w[i] = min(snr, gamma) / snr
+	}
+	return w
 }
 
 // TrainConfig holds the optimisation settings of a Trainer. Zero values take the tutorial's defaults.
@@ -61,6 +86,16 @@ type TrainConfig struct {
 	LearningRate float64
 	// Seed fixes the weight initialisation and the in-graph random stream of timesteps and noise.
 	Seed int64
+	// EMADecay > 0 keeps an exponential moving average of the weights (see EMAScope), updated
+	// after every step with decay min(EMADecay, (n-1)/(n+9)) at global step n: the warm-up makes
+	// the average start as a copy of the weights and follow them closely while they change fast.
+	// Samplers usually draw better images from the average than from the raw weights. 0 disables it.
+	EMADecay float64
+	// MinSNRGamma > 0 weights the loss with MinSNRWeights(schedule, MinSNRGamma). 0: unweighted.
+	MinSNRGamma float64
+	// Parallel > 1 splits each batch into that many shards whose gradients are computed
+	// concurrently (same result up to float rounding); 0 means Parallelism(backend).
+	Parallel int
 }
 
 // DefaultLearningRate is the tutorial's Adam learning rate.
@@ -68,7 +103,8 @@ const DefaultLearningRate = 1e-4
 
 // Trainer runs compiled training steps: each call to Step draws timesteps and noise from the
 // store's seeded random state inside the graph, runs the denoiser forward and backward and
-// applies one Adam update, all in a single graph execution.
+// applies one Adam update, all in a single graph execution; or, with TrainConfig.Parallel > 1,
+// the same computation with the batch's gradients computed in concurrent shards.
 //
 // The store holds everything needed to resume: weights, Adam moments, the global step and the
 // random state; saving it with SaveCheckpoint and loading it back continues the same stream.
@@ -76,7 +112,8 @@ type Trainer struct {
 	backend  compute.Backend
 	store    *model.Store
 	schedule *Schedule
-	exec     *model.Exec
+	exec     *model.Exec  // The single-graph step.
+	sharded  *shardedStep // The sharded step, when Parallel > 1.
 }
 
 // NewTrainer prepares training of denoise under schedule s, with variables in store.
@@ -96,16 +133,42 @@ func NewTrainer(backend compute.Backend, store *model.Store, s *Schedule, denois
 			return nil, err
 		}
 	}
+	if !(cfg.EMADecay >= 0 && cfg.EMADecay < 1) {
+		return nil, fmt.Errorf("EMA decay %g: must be in [0, 1)", cfg.EMADecay)
+	}
+	if !(cfg.MinSNRGamma >= 0) || math.IsInf(cfg.MinSNRGamma, 0) {
+		return nil, fmt.Errorf("min-SNR gamma %g: must be a finite number >= 0", cfg.MinSNRGamma)
+	}
+	var weights []float64
+	if cfg.MinSNRGamma > 0 {
+		weights = MinSNRWeights(s, cfg.MinSNRGamma)
+	}
 	opt := optimizer.Adam().LearningRate(lr).Betas(0.9, 0.999).Epsilon(1e-8).Done()
 	tr := &Trainer{backend: backend, store: store, schedule: s}
+	parallel := cfg.Parallel
+	if parallel <= 0 {
+		parallel = Parallelism(backend)
+	}
+	if parallel > 1 {
+		applier, ok := opt.(gradientApplier)
+		if !ok {
+			return nil, fmt.Errorf("the optimizer cannot apply precomputed gradients: use Parallel 1")
+		}
+		var err error
+		tr.sharded, err = newShardedStep(backend, store, s, denoise, weights, applier, cfg.EMADecay, parallel)
+		return tr, err
+	}
 	exec, err := model.NewExec(backend, store, func(scope *model.Scope, x0 *Node) *Node {
 		g := x0.Graph()
 		store.SetTraining(g, true)
 		batch := x0.Shape().Dimensions[0]
 		t := scope.RandomIntN(g, int32(s.T), shapes.Make(dtypes.Int32, batch))
 		eps := scope.RandomNormal(g, x0.Shape())
-		loss := EpsilonLoss(scope.In("model"), s, denoise, x0, t, eps)
+		loss := WeightedEpsilonLoss(scope.In("model"), s, denoise, x0, t, eps, weights)
 		opt.UpdateGraph(scope, g, loss)
+		if cfg.EMADecay > 0 {
+			updateEMA(store, g, cfg.EMADecay)
+		}
 		return loss
 	})
 	if err != nil {
@@ -115,14 +178,82 @@ func NewTrainer(backend compute.Backend, store *model.Store, s *Schedule, denois
 	return tr, nil
 }
 
+// EMAScope is the root scope under which a Trainer with EMADecay > 0 keeps the moving average of
+// each model variable: the average of "/model/x/weights" is "/ema/model/x/weights".
+const EMAScope = "ema"
+
+// emaPath returns the path of the moving average of the variable at path.
+func emaPath(path string) string { return "/" + EMAScope + path }
+
+// updateEMA adds to graph g the moving-average update of every trainable model variable, after the
+// optimizer's update (so it averages the new weights). It must run after optimizer.UpdateGraph, which
+// increments the global step.
+func updateEMA(store *model.Store, g *Graph, maxDecay float64) {
+	n := ConvertDType(optimizer.GetGlobalStepVar(store).NodeValue(g), dtypes.Float32) // Already incremented.
+	decay := Min(Div(SubScalar(n, 1), AddScalar(n, 9)), Scalar(g, dtypes.Float32, maxDecay))
+	modelPrefix := ModelScope(store).Scope() + "/"
+	var vars []*model.Variable
+	for v := range store.IterVariables() {
+		if v.Trainable && v.InUseByGraph(g) && strings.HasPrefix(v.Path(), modelPrefix) {
+			vars = append(vars, v)
+		}
+	}
+	for _, v := range vars {
+		avgVar := store.VariableWithShape(emaPath(v.Path()), v.Shape(), initializer.Zero).SetTrainable(false)
+		value := v.NodeValue(g)
+		avg := avgVar.NodeValue(g)
+		d := ConvertDType(decay, value.DType())
+		avgVar.SetNodeValue(Add(Mul(d, avg), Mul(OneMinus(d), value)))
+	}
+}
+
+// UseEMAWeights replaces the values of the model variables of store by their moving averages (kept
+// by a Trainer with EMADecay > 0), for sampling. It reports whether the store had averages; without
+// them it changes nothing.
+func UseEMAWeights(store *model.Store) (bool, error) {
+	modelPrefix := ModelScope(store).Scope() + "/"
+	type pair struct{ v, avg *model.Variable }
+	var pairs []pair
+	for v := range store.IterVariables() {
+		if !strings.HasPrefix(v.Path(), modelPrefix) || !v.Trainable {
+			continue
+		}
+		if avg := store.GetVariable(emaPath(v.Path())); avg != nil && avg.HasValue() {
+			pairs = append(pairs, pair{v, avg})
+		}
+	}
+	for _, p := range pairs {
+		value, err := p.avg.Value()
+		if err != nil {
+			return false, err
+		}
+		clone, err := value.Clone()
+		if err != nil {
+			return false, err
+		}
+		if err := p.v.SetValue(clone); err != nil {
+			return false, fmt.Errorf("EMA weights of %s: %w", p.v.Path(), err)
+		}
+	}
+	return len(pairs) > 0, nil
+}
+
 // Step runs one training step on a batch of clean images x0 ([batch, H, W, C] float32 in [-1, 1])
 // and returns the batch's mean loss. A NaN or infinite loss is returned as an error.
 func (tr *Trainer) Step(x0 *tensors.Tensor) (float64, error) {
-	outs, err := tr.exec.Exec(x0)
-	if err != nil {
-		return 0, err
+	var loss float64
+	if tr.sharded != nil {
+		var err error
+		if loss, err = tr.sharded.step(x0); err != nil {
+			return 0, err
+		}
+	} else {
+		outs, err := tr.exec.Exec(x0)
+		if err != nil {
+			return 0, err
+		}
+		loss = float64(outs[0].Value().(float32))
 	}
-	loss := float64(outs[0].Value().(float32))
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return loss, fmt.Errorf("training diverged: loss is %v at step %d (lower the learning rate, or resume from the last checkpoint)", loss, tr.GlobalStep())
 	}

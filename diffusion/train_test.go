@@ -234,3 +234,196 @@ func TestTrainerStopsOnNaN(t *testing.T) {
 		t.Error("infinite learning rate accepted")
 	}
 }
+
+// TestEMATracksWeights checks the moving average kept by the Trainer against the recursion
+// avg_n = d_n avg_(n-1) + (1 - d_n) w_n, d_n = min(D, (n-1)/(n+9)), computed on the host from the
+// weights read after each step; then UseEMAWeights swaps the average in.
+func TestEMATracksWeights(t *testing.T) {
+	const T, decay = 10, 0.5 // A small D so that the cap is reached within the steps run.
+	s, _ := ScheduleByName(ScheduleLinear, T)
+	store := model.NewStore()
+	tr, err := NewTrainer(testBackend(), store, s, scalarDenoiser(T), TrainConfig{LearningRate: 0.05, Seed: 5, EMADecay: decay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var avg []float64
+	var last []float32
+	for n := 1; n <= 12; n++ {
+		if _, err := tr.Step(gaussianBatch(rng, 16, 2, 0.5)); err != nil {
+			t.Fatal(err)
+		}
+		w, _ := tensors.CopyFlatData[float32](store.GetVariable("/model/gain").MustValue())
+		d := min(decay, float64(n-1)/float64(n+9))
+		if avg == nil {
+			avg = make([]float64, len(w))
+		}
+		for i := range w {
+			avg[i] = d*avg[i] + (1-d)*float64(w[i])
+		}
+		got, _ := tensors.CopyFlatData[float32](store.GetVariable("/ema/model/gain").MustValue())
+		for i := range got {
+			if math.Abs(float64(got[i])-avg[i]) > 1e-6 {
+				t.Fatalf("step %d: average[%d] = %g, want %g", n, i, got[i], avg[i])
+			}
+		}
+		if n == 1 && !slicesEqual(got, w) {
+			t.Fatalf("after the first step the average %v must equal the weights %v", got, w)
+		}
+		last = w
+	}
+	if slicesEqual(last, f32(avg)) {
+		t.Fatal("the average equals the last weights: the test cannot tell them apart")
+	}
+	ok, err := UseEMAWeights(store)
+	if err != nil || !ok {
+		t.Fatalf("UseEMAWeights = %v, %v", ok, err)
+	}
+	got, _ := tensors.CopyFlatData[float32](store.GetVariable("/model/gain").MustValue())
+	if !slicesEqual(got, f32(avg)) && maxAbsDiff(got, avg) > 1e-6 {
+		t.Fatalf("after UseEMAWeights the weights are %v, want the average %v", got, avg)
+	}
+	// A store without averages is left alone.
+	if ok, err := UseEMAWeights(model.NewStore()); ok || err != nil {
+		t.Fatalf("UseEMAWeights on an empty store = %v, %v", ok, err)
+	}
+}
+
+func slicesEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func f32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+func maxAbsDiff(a []float32, b []float64) float64 {
+	m := 0.0
+	for i := range a {
+		m = max(m, math.Abs(float64(a[i])-b[i]))
+	}
+	return m
+}
+
+// TestMinSNRWeights checks the weights against their definition and the weighted loss against a
+// host computation of mean(w[t] (ε - ε̂)²).
+func TestMinSNRWeights(t *testing.T) {
+	s, _ := ScheduleByName(ScheduleCosine, 50)
+	const gamma = 5.0
+	w := MinSNRWeights(s, gamma)
+	sawBoth := [2]bool{}
+	for i, ab := range s.AlphaBars {
+		snr := ab / (1 - ab)
+		want := 1.0
+		if snr > gamma {
+			want = gamma / snr
+			sawBoth[0] = true
+		} else {
+			sawBoth[1] = true
+		}
+		if math.Abs(w[i]-want) > 1e-12 || w[i] <= 0 || w[i] > 1 {
+			t.Fatalf("w[%d] = %g, want %g (SNR %g)", i, w[i], want, snr)
+		}
+	}
+	if !sawBoth[0] || !sawBoth[1] {
+		t.Fatal("the schedule should have SNRs on both sides of gamma")
+	}
+
+	// A fixed "denoiser" ε̂ = 0.5 x_t makes the loss a host-computable function of x0, t and ε.
+	half := func(scope *model.Scope, x, t *Node) *Node { return MulScalar(x, 0.5) }
+	x0 := []float32{0.3, -0.7, 0.9, 0.1}
+	eps := []float32{1.2, -0.4, 0.5, -2}
+	ts := []int32{0, 7, 30, 49}
+	exec := MustNewExec(testBackend(), func(x, e, tt *Node) *Node {
+		return WeightedEpsilonLoss(nil, s, half, x, tt, e, w)
+	})
+	got := exec.MustCall(tensors.FromFlatDataAndDimensions(x0, 4, 1, 1, 1), tensors.FromFlatDataAndDimensions(eps, 4, 1, 1, 1), ts)[0].Value().(float32)
+	want := 0.0
+	for i := range x0 {
+		xt := s.SqrtAlphaBars[ts[i]]*float64(x0[i]) + s.SqrtOneMinusABar[ts[i]]*float64(eps[i])
+		d := float64(eps[i]) - 0.5*xt
+		want += w[ts[i]] * d * d / 4
+	}
+	if math.Abs(float64(got)-want) > 1e-5*math.Max(1, want) {
+		t.Fatalf("weighted loss %g, want %g", got, want)
+	}
+}
+
+// TestShardedStepMatchesSingleGraph trains the same model with the single-graph step and with
+// the batch cut into 2 and 3 concurrent shards (uneven for a batch of 5): losses, weights, Adam
+// moments, moving averages and the random state must agree up to float rounding.
+func TestShardedStepMatchesSingleGraph(t *testing.T) {
+	const T = 10
+	s, _ := ScheduleByName(ScheduleLinear, T)
+	train := func(parallel int) ([]float64, *model.Store) {
+		store := model.NewStore()
+		tr, err := NewTrainer(testBackend(), store, s, scalarDenoiser(T),
+			TrainConfig{LearningRate: 0.05, Seed: 9, EMADecay: 0.9, MinSNRGamma: 2, Parallel: parallel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (tr.sharded != nil) != (parallel > 1) {
+			t.Fatalf("Parallel %d: sharded step %v", parallel, tr.sharded != nil)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		var losses []float64
+		for range 4 {
+			loss, err := tr.Step(gaussianBatch(rng, 5, 3, 0.5))
+			if err != nil {
+				t.Fatal(err)
+			}
+			losses = append(losses, loss)
+		}
+		if tr.GlobalStep() != 4 {
+			t.Fatalf("Parallel %d: global step %d, want 4", parallel, tr.GlobalStep())
+		}
+		return losses, store
+	}
+	wantLosses, want := train(1)
+	for _, parallel := range []int{2, 3} {
+		losses, got := train(parallel)
+		for i := range losses {
+			if math.Abs(losses[i]-wantLosses[i]) > 1e-5*math.Max(1, math.Abs(wantLosses[i])) {
+				t.Errorf("Parallel %d: loss %d = %g, single graph %g", parallel, i, losses[i], wantLosses[i])
+			}
+		}
+		n := 0
+		for v := range want.IterVariables() {
+			gv := got.GetVariable(v.Path())
+			if gv == nil {
+				t.Fatalf("Parallel %d: variable %s missing", parallel, v.Path())
+			}
+			a, b := v.MustValue(), gv.MustValue()
+			if !a.Shape().Equal(b.Shape()) {
+				t.Fatalf("Parallel %d: %s shaped %s, want %s", parallel, v.Path(), b.Shape(), a.Shape())
+			}
+			if a.DType() == dtypes.Float32 {
+				av, _ := tensors.CopyFlatData[float32](a)
+				bv, _ := tensors.CopyFlatData[float32](b)
+				for i := range av {
+					if math.Abs(float64(av[i]-bv[i])) > 1e-5*math.Max(1, math.Abs(float64(av[i]))) {
+						t.Fatalf("Parallel %d: %s[%d] = %g, single graph %g", parallel, v.Path(), i, bv[i], av[i])
+					}
+				}
+			} else if !a.Equal(b) {
+				t.Errorf("Parallel %d: %s = %v, single graph %v", parallel, v.Path(), b, a)
+			}
+			n++
+		}
+		if n < 6 { // gain, its EMA, 2 Adam moments, counters, global step, RNG state...
+			t.Errorf("only %d variables compared", n)
+		}
+	}
+}

@@ -58,6 +58,9 @@ type Meta struct {
 	Seed         int64             `json:"seed"`
 	BatchSize    int               `json:"batch_size"`
 	LearningRate float64           `json:"learning_rate"`
+	// EMADecay and MinSNRGamma are the Trainer's settings (diffusion.TrainConfig); 0 is off.
+	EMADecay    float64 `json:"ema_decay,omitempty"`
+	MinSNRGamma float64 `json:"min_snr_gamma,omitempty"`
 	// Step is the number of training steps done; Position is the next batch of data.
 	Step     int64          `json:"step"`
 	Position mnist.Position `json:"position"`
@@ -73,16 +76,38 @@ func (m *Meta) BuildSchedule() (*diffusion.Schedule, error) {
 	return diffusion.ScheduleByName(m.Schedule, m.T)
 }
 
+// TrainConfig returns the Trainer settings the metadata records.
+func (m *Meta) TrainConfig() diffusion.TrainConfig {
+	return diffusion.TrainConfig{LearningRate: m.LearningRate, Seed: m.Seed, EMADecay: m.EMADecay, MinSNRGamma: m.MinSNRGamma}
+}
+
 // Model is a trained model loaded from a checkpoint.
 type Model struct {
 	Meta     Meta
 	Store    *model.Store
 	Schedule *diffusion.Schedule
+	// EMA reports whether the model's weights are the moving average kept during training (see
+	// LoadModel) rather than the raw weights of the last step.
+	EMA bool
 }
 
 // LoadModel reads a checkpoint file, or the latest checkpoint of a run folder (or of its
-// checkpoints/ sub-folder).
+// checkpoints/ sub-folder), for sampling: if training kept a moving average of the weights
+// (Meta.EMADecay > 0) the model uses it; LoadRawModel keeps the last step's weights.
 func LoadModel(path string) (*Model, error) {
+	m, err := LoadRawModel(path)
+	if err != nil {
+		return nil, err
+	}
+	if m.EMA, err = diffusion.UseEMAWeights(m.Store); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// LoadRawModel is LoadModel without the switch to the moving-average weights: the store is the
+// checkpoint as saved, which is also what resuming training needs.
+func LoadRawModel(path string) (*Model, error) {
 	file, err := ResolveCheckpoint(path)
 	if err != nil {
 		return nil, err

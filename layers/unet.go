@@ -41,6 +41,12 @@ type UNetConfig struct {
 	// TimeDim is the sinusoidal time embedding dimension; the time MLP has 4*TimeDim features.
 	// The tutorial uses TimeEmbedding(dim) = BaseWidth; 0 means BaseWidth.
 	TimeDim int
+
+	// PatchSize p > 1 folds each p x p patch of pixels into channels before the stem (space to depth:
+	// [B, H, W, C] -> [B, H/p, W/p, p*p*C]) and unfolds the output back, so every level runs at 1/p
+	// of the image resolution: about p^2 times fewer FLOPs and activations for the same widths.
+	// 0 or 1 means no patching (the tutorial).
+	PatchSize int
 }
 
 // Tutorial returns the configuration of the tutorial's network exactly, UNet(32) with dim_scale_factor
@@ -107,8 +113,11 @@ func (c UNetConfig) TimeEmbeddingDim() int {
 	return c.BaseWidth
 }
 
-// Resolution returns the feature map height of level i: ImageSize / 2^i.
-func (c UNetConfig) Resolution(level int) int { return c.ImageSize >> level }
+// Patch returns the patch size: PatchSize, or 1 if it is 0.
+func (c UNetConfig) Patch() int { return max(c.PatchSize, 1) }
+
+// Resolution returns the feature map height of level i: ImageSize / Patch() / 2^i.
+func (c UNetConfig) Resolution(level int) int { return c.ImageSize / c.Patch() >> level }
 
 // HasAttention reports whether level i has attention blocks.
 func (c UNetConfig) HasAttention(level int) bool {
@@ -137,10 +146,14 @@ func (c UNetConfig) Validate() error {
 	if c.TimeDim < 0 || (c.TimeEmbeddingDim() < 4 && c.BaseWidth > 0) {
 		add("the time embedding dimension (TimeDim, or BaseWidth if 0) must be >= 4, got %d", c.TimeEmbeddingDim())
 	}
+	if c.PatchSize < 0 {
+		add("PatchSize must be >= 0, got %d", c.PatchSize)
+	}
 	if c.ImageSize <= 0 {
 		add("ImageSize must be > 0, got %d", c.ImageSize)
-	} else if levels > 0 && c.ImageSize%(1<<(levels-1)) != 0 {
-		add("ImageSize %d must be divisible by 2^(levels-1) = %d (%d levels)", c.ImageSize, 1<<(levels-1), levels)
+	} else if levels > 0 && c.PatchSize >= 0 && c.ImageSize%(c.Patch()<<(levels-1)) != 0 {
+		add("ImageSize %d must be divisible by PatchSize*2^(levels-1) = %d (patch %d, %d levels)",
+			c.ImageSize, c.Patch()<<(levels-1), c.Patch(), levels)
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
@@ -181,7 +194,8 @@ func (c UNetConfig) Validate() error {
 // UNet builds the tutorial's U-Net noise predictor: for noisy images x [batch, ImageSize, ImageSize, channels]
 // and integer timesteps t [batch], it returns the predicted noise, shaped like x.
 //
-// Structure (tutorial's UNet.__call__): a 7x7 stem convolution (padding 3) to StemWidth channels; the time
+// Structure (tutorial's UNet.__call__): with PatchSize > 1, x is first folded into patches (SpaceToDepth)
+// and the output unfolded (DepthToSpace); then a 7x7 stem convolution (padding 3) to StemWidth channels; the time
 // embedding (TimeEmbedding); per level, 2 ResnetBlocks, an AttentionBlock (if the level's resolution is in
 // AttentionResolutions), the result saved as skip, and a 4x4 stride-2 "SAME" convolution except at the last
 // level; the middle: ResnetBlock, AttentionBlock (if MiddleAttention), ResnetBlock at the last level's width;
@@ -206,6 +220,9 @@ func UNet(scope *model.Scope, x, t *Node, cfg UNetConfig) *Node {
 	levels := len(widths)
 	groups, heads := cfg.Groups, cfg.Heads
 
+	if p := cfg.Patch(); p > 1 {
+		x = SpaceToDepth(x, p)
+	}
 	h := Conv(scope.In("stem"), x).Channels(cfg.StemWidth()).KernelSize(7).Padding(3).Done()
 	temb := TimeEmbedding(scope.In("time_embedding"), t, cfg.TimeEmbeddingDim())
 
@@ -246,5 +263,33 @@ func UNet(scope *model.Scope, x, t *Node, cfg UNetConfig) *Node {
 	}
 
 	h = ResnetBlock(scope.In("final"), h, temb, widths[0], groups)
+	if p := cfg.Patch(); p > 1 {
+		h = Conv(scope.In("output"), h).Channels(channels * p * p).KernelSize(1).Done()
+		return DepthToSpace(h, p)
+	}
 	return Conv(scope.In("output"), h).Channels(channels).KernelSize(1).Done()
+}
+
+// SpaceToDepth folds each p x p patch of x [B, H, W, C] into channels: [B, H/p, W/p, p*p*C], with the
+// channels of a patch ordered (row, column, channel). H and W must be divisible by p.
+func SpaceToDepth(x *Node, p int) *Node {
+	b, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
+	if h%p != 0 || w%p != 0 {
+		Panicf("layers.SpaceToDepth: spatial dimensions of %s are not divisible by %d", x.Shape(), p)
+	}
+	x = Reshape(x, b, h/p, p, w/p, p, c)
+	x = TransposeAllAxes(x, 0, 1, 3, 2, 4, 5)
+	return Reshape(x, b, h/p, w/p, p*p*c)
+}
+
+// DepthToSpace is the inverse of SpaceToDepth: [B, H, W, p*p*C] -> [B, H*p, W*p, C].
+func DepthToSpace(x *Node, p int) *Node {
+	b, h, w, pc := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
+	if pc%(p*p) != 0 {
+		Panicf("layers.DepthToSpace: channels of %s are not divisible by %d", x.Shape(), p*p)
+	}
+	c := pc / (p * p)
+	x = Reshape(x, b, h, w, p, p, c)
+	x = TransposeAllAxes(x, 0, 1, 3, 2, 4, 5)
+	return Reshape(x, b, h*p, w*p, c)
 }

@@ -31,3 +31,17 @@ func TestParameterCounts(t *testing.T) {
 	t.Logf("CPU() parameters: %d", countParams(t, CPU()))
 	t.Logf("Tiny() parameters: %d", countParams(t, Tiny()))
 }
+
+// TestPatchParameterCounts checks that patching only widens the stem's input and the output
+// convolution: p^2 input channels for the 7x7 stem and p^2 output channels (and biases) for the 1x1 output.
+func TestPatchParameterCounts(t *testing.T) {
+	plain := CPU()
+	plain.AttentionResolutions = nil // Resolutions move with patching; the middle attention does not.
+	patched := plain
+	patched.PatchSize = 2
+	extra := patched.Patch()*patched.Patch() - 1
+	want := countParams(t, plain) + 7*7*extra*plain.StemWidth() + extra*(plain.Widths()[0]+1)
+	if got := countParams(t, patched); got != want {
+		t.Errorf("patched parameters = %d, want %d", got, want)
+	}
+}

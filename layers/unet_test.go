@@ -29,7 +29,11 @@ func TestUNetConfigValidate(t *testing.T) {
 		{"tiny", func(c *UNetConfig) { *c = Tiny() }, ""},
 		{"groups", func(c *UNetConfig) { c.Groups = 3 }, "not divisible by Groups 3"},
 		{"heads", func(c *UNetConfig) { c.Heads = 64 }, "not divisible by Heads 64"},
-		{"image size", func(c *UNetConfig) { c.ImageSize = 36 }, "must be divisible by 2^(levels-1) = 8"},
+		{"image size", func(c *UNetConfig) { c.ImageSize = 36 }, "must be divisible by PatchSize*2^(levels-1) = 8"},
+		{"patch", func(c *UNetConfig) { c.PatchSize = 2; c.AttentionResolutions = []int{16, 8} }, ""},
+		{"patch too large", func(c *UNetConfig) { c.PatchSize = 8 }, "PatchSize*2^(levels-1) = 64"},
+		{"negative patch", func(c *UNetConfig) { c.PatchSize = -1 }, "PatchSize must be >= 0"},
+		{"patched attention resolution", func(c *UNetConfig) { c.PatchSize = 2 }, "AttentionResolutions has 32"},
 		{"attention resolution", func(c *UNetConfig) { c.AttentionResolutions = []int{7} }, "not a level resolution"},
 		{"no levels", func(c *UNetConfig) { c.WidthMults = nil }, "WidthMults is empty"},
 		{"zero width", func(c *UNetConfig) { c.BaseWidth = 0 }, "BaseWidth must be > 0"},
@@ -45,6 +49,48 @@ func TestUNetConfigValidate(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestSpaceToDepth checks the patch folding against the index formula
+// out[b, i, j, (di*p + dj)*C + c] = x[b, i*p + di, j*p + dj, c], and that DepthToSpace undoes it.
+func TestSpaceToDepth(t *testing.T) {
+	const B, H, W, C, p = 2, 4, 6, 3, 2
+	x := make([]float32, B*H*W*C)
+	for i := range x {
+		x[i] = float32(i)
+	}
+	e := graph.MustNewExec(getBackend(t), func(x *graph.Node) []*graph.Node {
+		folded := SpaceToDepth(x, p)
+		return []*graph.Node{folded, DepthToSpace(folded, p)}
+	})
+	outs := e.MustCall(tensors.FromFlatDataAndDimensions(x, B, H, W, C))
+	if want := shapes.Make(dtypes.Float32, B, H/p, W/p, p*p*C); !outs[0].Shape().Equal(want) {
+		t.Fatalf("SpaceToDepth shape %s, want %s", outs[0].Shape(), want)
+	}
+	folded := tensors.MustCopyFlatData[float32](outs[0])
+	at := func(b, i, j, c int) float32 { return x[((b*H+i)*W+j)*C+c] }
+	for b := range B {
+		for i := range H / p {
+			for j := range W / p {
+				for di := range p {
+					for dj := range p {
+						for c := range C {
+							got := folded[((b*(H/p)+i)*(W/p)+j)*p*p*C+(di*p+dj)*C+c]
+							if want := at(b, i*p+di, j*p+dj, c); got != want {
+								t.Fatalf("folded[%d,%d,%d,%d] = %g, want %g", b, i, j, (di*p+dj)*C+c, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	back := tensors.MustCopyFlatData[float32](outs[1])
+	for i := range x {
+		if back[i] != x[i] {
+			t.Fatalf("DepthToSpace(SpaceToDepth(x))[%d] = %g, want %g", i, back[i], x[i])
+		}
 	}
 }
 

@@ -17,9 +17,10 @@ func ForwardMACs(cfg layers.UNetConfig) int64 {
 	td4 := int64(4 * cfg.TimeEmbeddingDim()) // Features of the time MLP.
 	res := func(level int) int64 { return int64(cfg.Resolution(level)) }
 
-	// Stem: 7x7 convolution from the image channels to StemWidth.
+	// Stem: 7x7 convolution from the image channels (times Patch()^2 after SpaceToDepth) to StemWidth.
+	inChannels := int64(imageChannels * cfg.Patch() * cfg.Patch())
 	s := res(0)
-	macs := convMACs(s*s, 7, imageChannels, int64(cfg.StemWidth()))
+	macs := convMACs(s*s, 7, inChannels, int64(cfg.StemWidth()))
 	// Time MLP: Dense(TimeDim -> 4 TimeDim), Dense(4 TimeDim -> 4 TimeDim).
 	macs += int64(cfg.TimeEmbeddingDim())*td4 + td4*td4
 
@@ -59,7 +60,7 @@ func ForwardMACs(cfg layers.UNetConfig) int64 {
 
 	s = res(0)
 	macs += resnetMACs(s*s, ch, int64(widths[0]), td4)
-	macs += convMACs(s*s, 1, int64(widths[0]), imageChannels)
+	macs += convMACs(s*s, 1, int64(widths[0]), inChannels)
 	return macs
 }
 

@@ -48,8 +48,9 @@ import (
 type options struct {
 	presetsFlag, batchesFlag string
 	presets                  []string
-	batches                  []int
+	batches, parallels       []int
 	steps                    int
+	parallelFlag             string
 	pytorch                  string // Python interpreter for the PyTorch comparison; "" = none.
 }
 
@@ -58,6 +59,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := cli.NewFlagSet("bench", "Measures training and sampler-step throughput (img/s, GFLOP/s) and peak memory of model presets.", stderr)
 	fs.StringVar(&o.presetsFlag, "presets", "cpu", "comma-separated presets: "+strings.Join(experiment.PresetNames(), ", "))
 	fs.StringVar(&o.batchesFlag, "batches", "1,64", "comma-separated batch sizes")
+	fs.StringVar(&o.parallelFlag, "parallel", "0", "comma-separated numbers of concurrent shards per batch for training and sampling "+
+		"(diffusion.TrainConfig.Parallel, SampleOptions.Parallel); 0: the backend's default, e.g. --parallel 1,0 for before/after")
 	fs.IntVar(&o.steps, "steps", 3, "timed steps per measurement, after one untimed warm-up (compiling) step")
 	fs.StringVar(&o.pytorch, "pytorch", "", "Python interpreter with PyTorch (e.g. /usr/bin/python3 with Debian's python3-torch): "+
 		"also run "+pytorchScript+" (run from the repository root) and print a Go vs PyTorch table; empty: off")
@@ -77,6 +80,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.batches = append(o.batches, b)
 	}
 	c.Check(len(o.batches) > 0, "--batches=%q: give at least one batch size", o.batchesFlag)
+	for _, s := range splitList(o.parallelFlag) {
+		p, err := strconv.Atoi(s)
+		c.Check(err == nil && p >= 0 && p <= 256, "--parallel=%q: %q is not a shard count in [0, 256]", o.parallelFlag, s)
+		o.parallels = append(o.parallels, p)
+	}
+	c.Check(len(o.parallels) > 0, "--parallel=%q: give at least one shard count", o.parallelFlag)
 	c.Check(o.steps >= 1 && o.steps <= 10000, "--steps=%d: must lie in [1, 10000]", o.steps)
 	return o, c.Err()
 }
@@ -97,7 +106,7 @@ func main() { cli.Main("bench", parseFlags, run) }
 // result is one row of the table.
 type result struct {
 	preset                    string
-	batch                     int
+	batch, parallel           int
 	trainIPS, sampleIPS       float64 // images per second.
 	trainGFLOPS, sampleGFLOPS float64
 	peakHeap                  uint64 // bytes.
@@ -124,15 +133,20 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	for _, p := range o.presets {
 		cfg, _ := experiment.Preset(p)
 		for _, batch := range o.batches {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("%w: %w", cli.ErrInterrupted, err)
+			for _, parallel := range o.parallels {
+				if parallel == 0 {
+					parallel = diffusion.Parallelism(b)
+				}
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("%w: %w", cli.ErrInterrupted, err)
+				}
+				fmt.Fprintf(stderr, "bench: %s batch %d parallel %d...\n", p, batch, parallel)
+				r, err := measure(b, s, p, cfg, batch, parallel, o.steps)
+				if err != nil {
+					return fmt.Errorf("%s batch %d: %w", p, batch, err)
+				}
+				rows = append(rows, r)
 			}
-			fmt.Fprintf(stderr, "bench: %s batch %d...\n", p, batch)
-			r, err := measure(b, s, p, cfg, batch, o.steps)
-			if err != nil {
-				return fmt.Errorf("%s batch %d: %w", p, batch, err)
-			}
-			rows = append(rows, r)
 		}
 	}
 	writeTable(stdout, b.Name(), rows)
@@ -263,7 +277,7 @@ func writeComparison(w io.Writer, backendName string, rows []result, py []pytorc
 		fmt.Fprintf(w, "Go (%s) vs PyTorch %s, %d threads:\n", backendName, py[0].torch, py[0].threads)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "preset\tbatch\tGo train img/s\tPyTorch train img/s\tGo/PyTorch\tGo sample img/s\tPyTorch sample img/s\tGo/PyTorch\t")
+	fmt.Fprintln(tw, "preset\tbatch\tparallel\tGo train img/s\tPyTorch train img/s\tGo/PyTorch\tGo sample img/s\tPyTorch sample img/s\tGo/PyTorch\t")
 	for _, r := range rows {
 		pyTrain, pySample, trainRatio, sampleRatio := "n/a", "n/a", "n/a", "n/a"
 		for _, p := range py {
@@ -272,24 +286,24 @@ func writeComparison(w io.Writer, backendName string, rows []result, py []pytorc
 				trainRatio, sampleRatio = fmt.Sprintf("%.2f", r.trainIPS/p.trainIPS), fmt.Sprintf("%.2f", r.sampleIPS/p.sampleIPS)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%.1f\t%s\t%s\t\n", r.preset, r.batch, r.trainIPS, pyTrain, trainRatio,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%s\t%s\t%.1f\t%s\t%s\t\n", r.preset, r.batch, r.parallel, r.trainIPS, pyTrain, trainRatio,
 			r.sampleIPS, pySample, sampleRatio)
 	}
 	tw.Flush()
 }
 
 // measure times training and sampler steps of one configuration while sampling the heap.
-func measure(b compute.Backend, s *diffusion.Schedule, preset string, cfg layers.UNetConfig, batch, steps int) (r result, err error) {
+func measure(b compute.Backend, s *diffusion.Schedule, preset string, cfg layers.UNetConfig, batch, parallel, steps int) (r result, err error) {
 	runtime.GC()
 	stop := sampleHeap(&r.peakHeap)
 	defer func() {
 		stop()
 		r.vmHWM = vmHWM()
 	}()
-	r.preset, r.batch = preset, batch
+	r.preset, r.batch, r.parallel = preset, batch, parallel
 	fwdFLOPs := 2 * float64(ForwardMACs(cfg))
 
-	tr, err := diffusion.NewTrainer(b, model.NewStore(), s, experiment.Denoiser(cfg), diffusion.TrainConfig{Seed: 1})
+	tr, err := diffusion.NewTrainer(b, model.NewStore(), s, experiment.Denoiser(cfg), diffusion.TrainConfig{Seed: 1, Parallel: parallel})
 	if err != nil {
 		return r, err
 	}
@@ -308,7 +322,7 @@ func measure(b compute.Backend, s *diffusion.Schedule, preset string, cfg layers
 
 	gen := diffusion.NewGenerator(b, model.NewStore(), s, experiment.Denoiser(cfg), cfg.ImageSize, cfg.ImageSize, imageChannels)
 	sample := func() error { // One DDIM step: one denoiser call per image.
-		_, err := gen.Sample(diffusion.DDIM{Steps: 1}, diffusion.SampleOptions{N: batch, BatchSize: batch, Seed: 1})
+		_, err := gen.Sample(diffusion.DDIM{Steps: 1}, diffusion.SampleOptions{N: batch, BatchSize: batch, Seed: 1, Parallel: parallel})
 		return err
 	}
 	if err := sample(); err != nil { // Compiles and initialises.
@@ -389,13 +403,13 @@ func vmHWM() int64 {
 
 func writeTable(w io.Writer, backendName string, rows []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "preset\tbackend\tbatch\ttrain img/s\tsample img/s\ttrain GFLOP/s\tsample GFLOP/s\tpeak heap MiB\tVmHWM MiB\t")
+	fmt.Fprintln(tw, "preset\tbackend\tbatch\tparallel\ttrain img/s\tsample img/s\ttrain GFLOP/s\tsample GFLOP/s\tpeak heap MiB\tVmHWM MiB\t")
 	for _, r := range rows {
 		hwm := "n/a"
 		if r.vmHWM >= 0 {
 			hwm = fmt.Sprintf("%.0f", float64(r.vmHWM)/(1<<20))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%.0f\t%s\t\n", r.preset, backendName, r.batch,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%.0f\t%s\t\n", r.preset, backendName, r.batch, r.parallel,
 			r.trainIPS, r.sampleIPS, r.trainGFLOPS, r.sampleGFLOPS, float64(r.peakHeap)/(1<<20), hwm)
 	}
 	tw.Flush()

@@ -27,7 +27,6 @@ import (
 	"github.com/godiffusion/godiffusion/diffusion"
 	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/diffusion/quality"
-	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/kernel"
 	"github.com/godiffusion/godiffusion/scripts/internal/cli"
 )
@@ -84,7 +83,7 @@ type row struct {
 
 func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.Writer) error {
 	// Everything that can fail fast does, before the classifier and the sampler run.
-	m, err := experiment.LoadModel(o.checkpoint)
+	m, err := o.SamplerFlags.LoadModel(o.checkpoint)
 	if err != nil {
 		return err
 	}

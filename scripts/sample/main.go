@@ -56,7 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 func main() { cli.Main("sample", parseFlags, run) }
 
 func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.Writer) error {
-	m, err := experiment.LoadModel(o.checkpoint)
+	m, err := o.SamplerFlags.LoadModel(o.checkpoint)
 	if err != nil {
 		return err
 	}

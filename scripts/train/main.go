@@ -36,7 +36,7 @@ import (
 type options struct {
 	preset, schedule, out, data string
 	T, epochs, steps, batch     int
-	lr, minutes                 float64
+	lr, minutes, ema, minSNR    float64
 	seed                        int64
 	ckptEvery, keep, logEvery   int
 	resume                      bool
@@ -56,6 +56,7 @@ const (
 	defaultSteps   = 3000
 	defaultMinutes = 10.0
 	defaultBatch   = 32
+	defaultEMA     = 0.999
 )
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -69,6 +70,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.minutes, "minutes", defaultMinutes, "stop training after this many minutes of this invocation even if --steps is not reached (0: no limit; the step count then depends on the machine's speed)")
 	fs.IntVar(&o.batch, "batch", defaultBatch, "batch size")
 	fs.Float64Var(&o.lr, "lr", 0, "Adam learning rate (0: the preset's default)")
+	fs.Float64Var(&o.ema, "ema", defaultEMA, "decay of the moving average of the weights used for sampling (0: sample from the raw weights)")
+	fs.Float64Var(&o.minSNR, "min-snr", 0, "Min-SNR-gamma loss weighting: gamma, e.g. 5 (0: the tutorial's unweighted loss)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed for initialisation, data order, timesteps and noise")
 	fs.StringVar(&o.out, "out", "runs/train", "output folder: checkpoints, loss log and pictures")
 	fs.StringVar(&o.data, "data", "", "folder with the MNIST IDX files (default: $MNIST_DIR or the GoMNIST Go module)")
@@ -100,6 +103,8 @@ func (o *options) validate() error {
 	check(o.minutes >= 0 && !math.IsInf(o.minutes, 0), "--minutes=%g: must be >= 0", o.minutes)
 	check(o.batch >= 1 && o.batch <= 4096, "--batch=%d: must lie in [1, 4096]", o.batch)
 	check(o.lr >= 0 && o.lr < 1 && !math.IsNaN(o.lr), "--lr=%g: must lie in [0, 1)", o.lr)
+	check(o.ema >= 0 && o.ema < 1, "--ema=%g: must lie in [0, 1)", o.ema)
+	check(o.minSNR >= 0 && o.minSNR <= 1e6, "--min-snr=%g: must lie in [0, 1e6]", o.minSNR)
 	check(o.ckptEvery >= 1, "--ckpt-every=%d: must be >= 1", o.ckptEvery)
 	check(o.keep >= 1, "--keep=%d: must be >= 1", o.keep)
 	check(o.logEvery >= 1, "--log-every=%d: must be >= 1", o.logEvery)
@@ -154,7 +159,7 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 		total = int64(o.epochs * batcher.StepsPerEpoch())
 	}
 	trainer, err := diffusion.NewTrainer(b, store, schedule, experiment.Denoiser(meta.UNet),
-		diffusion.TrainConfig{LearningRate: meta.LearningRate, Seed: meta.Seed})
+		meta.TrainConfig())
 	if err != nil {
 		return err
 	}
@@ -262,13 +267,13 @@ func startOrResume(o *options) (*experiment.Meta, *model.Store, []lossRecord, er
 			lr = presetLearningRate(o.preset)
 		}
 		meta := &experiment.Meta{Preset: o.preset, UNet: cfg, Schedule: o.schedule, T: o.T, Seed: o.seed,
-			BatchSize: o.batch, LearningRate: lr}
+			BatchSize: o.batch, LearningRate: lr, EMADecay: o.ema, MinSNRGamma: o.minSNR}
 		return meta, model.NewStore(), nil, nil
 	}
 	if len(existing) == 0 {
 		return nil, nil, nil, fmt.Errorf("--resume: no checkpoint in %s to resume from (run without --resume to start)", filepath.Join(o.out, experiment.CheckpointDir))
 	}
-	m, err := experiment.LoadModel(existing[len(existing)-1])
+	m, err := experiment.LoadRawModel(existing[len(existing)-1])
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -295,6 +300,8 @@ func (o *options) checkResumable(meta *experiment.Meta) error {
 	mismatch("T", o.T, meta.T)
 	mismatch("batch", o.batch, meta.BatchSize)
 	mismatch("seed", o.seed, meta.Seed)
+	mismatch("ema", o.ema, meta.EMADecay)
+	mismatch("min-snr", o.minSNR, meta.MinSNRGamma)
 	if len(errs) > 0 {
 		errs = append(errs, fmt.Errorf("drop those flags to resume, or start a new run with another --out"))
 	}

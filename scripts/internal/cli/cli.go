@@ -17,6 +17,7 @@ import (
 
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/experiment"
 )
 
 // ErrInterrupted is wrapped by a command's error when Ctrl-C (SIGINT) or SIGTERM stopped it.
@@ -88,16 +89,17 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// SamplerFlags are the flags that choose and configure a sampler.
+// SamplerFlags are the flags that choose and configure a sampler and the weights it uses.
 type SamplerFlags struct {
 	Sampler, Variance string
 	Steps             int
 	Eta               float64
-	Clip              bool
+	Clip, RawWeights  bool
 }
 
-// Register adds --sampler, --steps, --eta, --variance and --clip to fs.
+// Register adds --sampler, --steps, --eta, --variance, --clip and --raw-weights to fs.
 func (s *SamplerFlags) Register(fs *flag.FlagSet) {
+	fs.BoolVar(&s.RawWeights, "raw-weights", false, "sample from the weights of the last training step instead of their moving average (when the run kept one, see train --ema)")
 	fs.StringVar(&s.Sampler, "sampler", "ddim", "sampler: ddim or ddpm")
 	fs.IntVar(&s.Steps, "steps", diffusion.DefaultDDIMSteps, "DDIM steps (ddpm always takes all T steps)")
 	fs.Float64Var(&s.Eta, "eta", 0, "DDIM eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
@@ -112,6 +114,14 @@ func (s *SamplerFlags) Validate(c *Checks) {
 	c.Check(s.Eta >= 0 && s.Eta <= 1 && !math.IsNaN(s.Eta), "--eta=%g: must lie in [0, 1]", s.Eta)
 	c.Check(s.Variance == diffusion.VarianceBeta || s.Variance == diffusion.VariancePosterior,
 		"--variance=%q: use %s or %s", s.Variance, diffusion.VarianceBeta, diffusion.VariancePosterior)
+}
+
+// LoadModel loads a checkpoint file or run folder with the weights the flags choose.
+func (s *SamplerFlags) LoadModel(path string) (*experiment.Model, error) {
+	if s.RawWeights {
+		return experiment.LoadRawModel(path)
+	}
+	return experiment.LoadModel(path)
 }
 
 // Build returns the sampler the flags describe, for a model of T diffusion steps.

@@ -1,0 +1,175 @@
+package diffusion
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style: graph ops read as math.
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+)
+
+// gradientApplier is the part of GoMLX's Adam that applies given gradients.
+type gradientApplier interface {
+	UpdateGraphWithGradients(scope *model.Scope, grads []*Node, lossDType dtypes.DType)
+}
+
+// shardedStep is a training step split into pieces for backends that run one graph on about one
+// core (see Parallelism): one small graph draws the batch's timesteps and noise from the store's
+// random state (the same draws, in the same order, as the single-graph step), the batch is cut into
+// shards whose gradients are computed concurrently, and one graph sums them and applies Adam (and
+// the moving average). The result equals the single-graph step up to float rounding.
+type shardedStep struct {
+	store    *model.Store
+	parallel int
+	noise    *model.Exec // x0 -> t, ε for the whole batch.
+	grads    *model.Exec // x0, t, ε, scale -> shard loss, scale x the gradients of the shard's mean loss.
+	apply    *model.Exec // all shards' gradients -> global step, with the variables updated.
+	vars     []*model.Variable
+	compiled map[int]bool // Shard sizes whose gradient graph has been built.
+}
+
+func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, denoise Denoiser, weights []float64,
+	opt gradientApplier, emaDecay float64, parallel int) (*shardedStep, error) {
+	st := &shardedStep{store: store, parallel: parallel, compiled: map[int]bool{}}
+	var err error
+	st.noise, err = model.NewExec(backend, store, func(scope *model.Scope, x0 *Node) (*Node, *Node) {
+		g := x0.Graph()
+		t := scope.RandomIntN(g, int32(s.T), shapes.Make(dtypes.Int32, x0.Shape().Dimensions[0]))
+		return t, scope.RandomNormal(g, x0.Shape())
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.grads, err = model.NewExec(backend, store, func(scope *model.Scope, in []*Node) []*Node {
+		x0, t, eps, scale := in[0], in[1], in[2], in[3]
+		g := x0.Graph()
+		store.SetTraining(g, true)
+		loss := WeightedEpsilonLoss(scope.In("model"), s, denoise, x0, t, eps, weights)
+		grads := scope.BuildTrainableVariablesGradientsGraph(Mul(loss, scale))
+		var vars []*model.Variable // In the order of grads (see BuildTrainableVariablesGradientsGraph).
+		for v := range scope.IterVariables() {
+			if v.Trainable && v.InUseByGraph(g) {
+				vars = append(vars, v)
+			}
+		}
+		st.vars = vars
+		return append([]*Node{loss}, grads...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.apply, err = model.NewExec(backend, store, func(scope *model.Scope, in []*Node) *Node {
+		g := in[0].Graph()
+		nv := len(st.vars)
+		grads := make([]*Node, nv)
+		for i, v := range st.vars {
+			_ = v.NodeValue(g) // Marks the variable as used, so the optimizer updates it.
+			grads[i] = in[i]
+			for k := 1; k < len(in)/nv; k++ {
+				grads[i] = Add(grads[i], in[k*nv+i])
+			}
+		}
+		opt.UpdateGraphWithGradients(scope, grads, dtypes.Float32)
+		if emaDecay > 0 {
+			updateEMA(store, g, emaDecay)
+		}
+		return optimizer.GetGlobalStepVar(store).NodeValue(g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// step runs one training step on the batch x0 and returns its mean loss.
+func (st *shardedStep) step(x0 *tensors.Tensor) (float64, error) {
+	drawn, err := st.noise.Exec(x0)
+	if err != nil {
+		return 0, err
+	}
+	defer finalizeAll(drawn)
+	dims := x0.Shape().Dimensions
+	n, per := dims[0], x0.Shape().Size()/dims[0]
+	xs, err := tensors.CopyFlatData[float32](x0)
+	if err != nil {
+		return 0, err
+	}
+	ts, err := tensors.CopyFlatData[int32](drawn[0])
+	if err != nil {
+		return 0, err
+	}
+	es, err := tensors.CopyFlatData[float32](drawn[1])
+	if err != nil {
+		return 0, err
+	}
+
+	shards := min(st.parallel, n)
+	outs := make([][]*tensors.Tensor, shards)
+	errs := make([]error, shards)
+	run := func(k int) {
+		first, last := k*n/shards, (k+1)*n/shards
+		shardDims := append([]int{last - first}, dims[1:]...)
+		outs[k], errs[k] = st.grads.Exec(
+			tensors.FromFlatDataAndDimensions(xs[first*per:last*per], shardDims...),
+			tensors.FromFlatDataAndDimensions(ts[first:last], last-first),
+			tensors.FromFlatDataAndDimensions(es[first*per:last*per], shardDims...),
+			float32(last-first)/float32(n))
+	}
+	// The first time a shard size is seen its graph is built (and the variables created and
+	// initialised): that happens one shard at a time.
+	concurrent := true
+	for k := range shards {
+		concurrent = concurrent && st.compiled[(k+1)*n/shards-k*n/shards]
+	}
+	if concurrent {
+		var wg sync.WaitGroup
+		for k := range shards {
+			wg.Add(1)
+			go func() { defer wg.Done(); run(k) }()
+		}
+		wg.Wait()
+	} else {
+		for k := range shards {
+			run(k)
+			st.compiled[(k+1)*n/shards-k*n/shards] = errs[k] == nil
+		}
+	}
+	defer func() {
+		for _, o := range outs {
+			finalizeAll(o)
+		}
+	}()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	loss := 0.0
+	args := make([]any, 0, shards*len(st.vars))
+	for k, o := range outs {
+		if len(o) != len(st.vars)+1 {
+			return 0, fmt.Errorf("shard %d: %d outputs for %d variables", k, len(o), len(st.vars))
+		}
+		first, last := k*n/shards, (k+1)*n/shards
+		loss += float64(o[0].Value().(float32)) * float64(last-first) / float64(n)
+		for _, g := range o[1:] {
+			args = append(args, g)
+		}
+	}
+	applied, err := st.apply.Exec(args...)
+	if err != nil {
+		return 0, err
+	}
+	finalizeAll(applied)
+	return loss, nil
+}
+
+func finalizeAll(ts []*tensors.Tensor) {
+	for _, t := range ts {
+		t.FinalizeAll()
+	}
+}
