@@ -25,18 +25,19 @@ type gradientApplier interface {
 // shards whose gradients are computed concurrently, and one graph sums them and applies Adam (and
 // the moving average). The result equals the single-graph step up to float rounding.
 type shardedStep struct {
+	backend  compute.Backend
 	store    *model.Store
 	parallel int
 	noise    *model.Exec // x0 -> t, ε for the whole batch.
 	grads    *model.Exec // x0, t, ε, scale -> shard loss, scale x the gradients of the shard's mean loss.
 	apply    *model.Exec // all shards' gradients -> global step, with the variables updated.
 	vars     []*model.Variable
-	compiled map[int]bool // Shard sizes whose gradient graph has been built.
+	compiled map[int]bool // Shard sizes whose gradient graph has been built (see prepare).
 }
 
 func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, denoise Denoiser, weights []float64,
 	opt gradientApplier, emaDecay float64, parallel int) (*shardedStep, error) {
-	st := &shardedStep{store: store, parallel: parallel, compiled: map[int]bool{}}
+	st := &shardedStep{backend: backend, store: store, parallel: parallel, compiled: map[int]bool{}}
 	var err error
 	st.noise, err = model.NewExec(backend, store, func(scope *model.Scope, x0 *Node) (*Node, *Node) {
 		g := x0.Graph()
@@ -87,15 +88,43 @@ func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, de
 	return st, nil
 }
 
+// prepare builds the gradient graphs of the shard sizes of a batch of n not seen yet, which creates
+// the model's variables, and initialises those variables before the step draws its noise: the
+// random state is then consumed in the same order as by the single-graph step (initialisation,
+// then timesteps and noise), so both start from the same weights.
+func (st *shardedStep) prepare(dims []int, shards int) error {
+	n := dims[0]
+	built := false
+	for k := range shards {
+		size := (k+1)*n/shards - k*n/shards
+		if st.compiled[size] {
+			continue
+		}
+		imgs := shapes.Make(dtypes.Float32, append([]int{size}, dims[1:]...)...)
+		if _, err := st.grads.Compile(imgs, shapes.Make(dtypes.Int32, size), imgs, shapes.Make(dtypes.Float32)); err != nil {
+			return err
+		}
+		st.compiled[size], built = true, true
+	}
+	if built {
+		return st.store.InitializeVariables(st.backend, nil)
+	}
+	return nil
+}
+
 // step runs one training step on the batch x0 and returns its mean loss.
 func (st *shardedStep) step(x0 *tensors.Tensor) (float64, error) {
+	dims := x0.Shape().Dimensions
+	n, per := dims[0], x0.Shape().Size()/dims[0]
+	shards := min(st.parallel, n)
+	if err := st.prepare(dims, shards); err != nil {
+		return 0, err
+	}
 	drawn, err := st.noise.Exec(x0)
 	if err != nil {
 		return 0, err
 	}
 	defer finalizeAll(drawn)
-	dims := x0.Shape().Dimensions
-	n, per := dims[0], x0.Shape().Size()/dims[0]
 	xs, err := tensors.CopyFlatData[float32](x0)
 	if err != nil {
 		return 0, err
@@ -109,37 +138,23 @@ func (st *shardedStep) step(x0 *tensors.Tensor) (float64, error) {
 		return 0, err
 	}
 
-	shards := min(st.parallel, n)
 	outs := make([][]*tensors.Tensor, shards)
 	errs := make([]error, shards)
-	run := func(k int) {
+	var wg sync.WaitGroup
+	for k := range shards {
 		first, last := k*n/shards, (k+1)*n/shards
 		shardDims := append([]int{last - first}, dims[1:]...)
-		outs[k], errs[k] = st.grads.Exec(
-			tensors.FromFlatDataAndDimensions(xs[first*per:last*per], shardDims...),
-			tensors.FromFlatDataAndDimensions(ts[first:last], last-first),
-			tensors.FromFlatDataAndDimensions(es[first*per:last*per], shardDims...),
-			float32(last-first)/float32(n))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[k], errs[k] = st.grads.Exec(
+				tensors.FromFlatDataAndDimensions(xs[first*per:last*per], shardDims...),
+				tensors.FromFlatDataAndDimensions(ts[first:last], last-first),
+				tensors.FromFlatDataAndDimensions(es[first*per:last*per], shardDims...),
+				float32(last-first)/float32(n))
+		}()
 	}
-	// The first time a shard size is seen its graph is built (and the variables created and
-	// initialised): that happens one shard at a time.
-	concurrent := true
-	for k := range shards {
-		concurrent = concurrent && st.compiled[(k+1)*n/shards-k*n/shards]
-	}
-	if concurrent {
-		var wg sync.WaitGroup
-		for k := range shards {
-			wg.Add(1)
-			go func() { defer wg.Done(); run(k) }()
-		}
-		wg.Wait()
-	} else {
-		for k := range shards {
-			run(k)
-			st.compiled[(k+1)*n/shards-k*n/shards] = errs[k] == nil
-		}
-	}
+	wg.Wait()
 	defer func() {
 		for _, o := range outs {
 			finalizeAll(o)
