@@ -246,7 +246,8 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 		errs := make([]error, shards)
 		var wg sync.WaitGroup
 		for k := range shards {
-			first, last := start+k*n/shards, start+(k+1)*n/shards
+			first, last := shardBounds(k, n, shards)
+			first, last = start+first, start+last
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -279,6 +280,10 @@ func (gen *Generator) run(exec *model.Exec, key readyKey, args ...any) ([]*tenso
 	gen.ready[key] = err == nil
 	return outs, err
 }
+
+// shardBounds returns the range [first, last) of shard k when n items are cut into shards
+// contiguous shards whose sizes differ by at most one.
+func shardBounds(k, n, shards int) (first, last int) { return k * n / shards, (k + 1) * n / shards }
 
 // stepNoiseStream offsets the PCG stream numbers of the images' step noise (image i uses
 // stepNoiseStream+i) away from the starting noise's stream.

@@ -96,7 +96,8 @@ func (st *shardedStep) prepare(dims []int, shards int) error {
 	n := dims[0]
 	built := false
 	for k := range shards {
-		size := (k+1)*n/shards - k*n/shards
+		first, last := shardBounds(k, n, shards)
+		size := last - first
 		if st.compiled[size] {
 			continue
 		}
@@ -142,7 +143,7 @@ func (st *shardedStep) step(x0 *tensors.Tensor) (float64, error) {
 	errs := make([]error, shards)
 	var wg sync.WaitGroup
 	for k := range shards {
-		first, last := k*n/shards, (k+1)*n/shards
+		first, last := shardBounds(k, n, shards)
 		shardDims := append([]int{last - first}, dims[1:]...)
 		wg.Add(1)
 		go func() {
@@ -169,7 +170,7 @@ func (st *shardedStep) step(x0 *tensors.Tensor) (float64, error) {
 		if len(o) != len(st.vars)+1 {
 			return 0, fmt.Errorf("shard %d: %d outputs for %d variables", k, len(o), len(st.vars))
 		}
-		first, last := k*n/shards, (k+1)*n/shards
+		first, last := shardBounds(k, n, shards)
 		loss += float64(o[0].Value().(float32)) * float64(last-first) / float64(n)
 		for _, g := range o[1:] {
 			args = append(args, g)

@@ -25,6 +25,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -365,7 +366,7 @@ func newClassifier(b compute.Backend, store *model.Store) (*Classifier, error) {
 		if !ok {
 			return nil, fmt.Errorf("unexpected variable %s", name)
 		}
-		if s := v.Shape(); s.DType != dtypes.Float32 || !equalDims(s.Dimensions, want) {
+		if s := v.Shape(); s.DType != dtypes.Float32 || !slices.Equal(s.Dimensions, want) {
 			return nil, fmt.Errorf("variable %s is %s, want float32%v", name, s, want)
 		}
 		if !v.HasValue() {
@@ -384,18 +385,6 @@ func newClassifier(b compute.Backend, store *model.Store) (*Classifier, error) {
 		return nil, err
 	}
 	return &Classifier{backend: b, store: store, exec: exec.WithName("classifier")}, nil
-}
-
-func equalDims(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Evaluate classifies images, a float32 tensor [N, 32, 32, 1] with values in [-1, 1], in batches, and

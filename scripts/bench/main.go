@@ -74,20 +74,23 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.presets = append(o.presets, p)
 	}
 	c.Check(len(o.presets) > 0, "--presets=%q: give at least one preset", o.presetsFlag)
-	for _, s := range splitList(o.batchesFlag) {
-		b, err := strconv.Atoi(s)
-		c.Check(err == nil && b >= 1 && b <= 4096, "--batches=%q: %q is not a batch size in [1, 4096]", o.batchesFlag, s)
-		o.batches = append(o.batches, b)
-	}
-	c.Check(len(o.batches) > 0, "--batches=%q: give at least one batch size", o.batchesFlag)
-	for _, s := range splitList(o.parallelFlag) {
-		p, err := strconv.Atoi(s)
-		c.Check(err == nil && p >= 0 && p <= 256, "--parallel=%q: %q is not a shard count in [0, 256]", o.parallelFlag, s)
-		o.parallels = append(o.parallels, p)
-	}
-	c.Check(len(o.parallels) > 0, "--parallel=%q: give at least one shard count", o.parallelFlag)
+	o.batches = intList(&c, "batches", o.batchesFlag, 1, 4096, "batch size")
+	o.parallels = intList(&c, "parallel", o.parallelFlag, 0, 256, "shard count")
 	c.Check(o.steps >= 1 && o.steps <= 10000, "--steps=%d: must lie in [1, 10000]", o.steps)
 	return o, c.Err()
+}
+
+// intList parses the comma-separated integers of flag --name, recording in c the entries that are
+// not integers in [lo, hi] and an empty list.
+func intList(c *cli.Checks, name, value string, lo, hi int, what string) []int {
+	var out []int
+	for _, s := range splitList(value) {
+		v, err := strconv.Atoi(s)
+		c.Check(err == nil && v >= lo && v <= hi, "--%s=%q: %q is not a %s in [%d, %d]", name, value, s, what, lo, hi)
+		out = append(out, v)
+	}
+	c.Check(len(out) > 0, "--%s=%q: give at least one %s", name, value, what)
+	return out
 }
 
 // splitList splits a comma-separated list, dropping blanks.
