@@ -81,6 +81,10 @@ type Generator struct {
 	store    *model.Store
 	denoise  Denoiser
 
+	// Prediction is what the denoiser outputs (see TrainConfig.Prediction); "" is PredictEpsilon.
+	// Set it before the first Sample.
+	Prediction Prediction
+
 	// readyMu serialises the first execution of each (clip, batch size) graph, which compiles it
 	// and may initialise the store's variables: concurrent shards must not do that twice at once.
 	readyMu sync.Mutex
@@ -107,10 +111,9 @@ func (gen *Generator) stepExec(clip bool) (*model.Exec, error) {
 	e, err := model.NewExec(gen.backend, gen.store, func(scope *model.Scope, x, t, coef, z *Node) *Node {
 		batch := x.Shape().Dimensions[0]
 		tb := BroadcastToDims(t, batch)
-		eps := gen.denoise(scope.In("model"), x, tb)
 		c := func(i int) *Node { return Reshape(Slice(coef, AxisElem(i))) } // Scalar.
 		sqrtAB, sqrtOneMAB := c(4), c(5)
-		x0 := Div(Sub(x, Mul(sqrtOneMAB, eps)), sqrtAB)
+		x0, eps := gen.Prediction.Estimates(gen.denoise(scope.In("model"), x, tb), x, sqrtAB, sqrtOneMAB)
 		if clip {
 			x0 = ClipScalar(x0, -1, 1)
 			eps = Div(Sub(x, Mul(sqrtAB, x0)), sqrtOneMAB)

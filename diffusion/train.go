@@ -52,30 +52,37 @@ func AddNoise(s *Schedule, x0, eps, t *Node) *Node {
 // EpsilonLoss is the simplified DDPM objective: the mean over all elements of
 // (ε - ε_θ(x_t, t))², for given clean images x0, timesteps t and noise eps.
 func EpsilonLoss(scope *model.Scope, s *Schedule, denoise Denoiser, x0, t, eps *Node) *Node {
-	return WeightedEpsilonLoss(scope, s, denoise, x0, t, eps, nil)
+	return WeightedLoss(scope, s, denoise, PredictEpsilon, x0, t, eps, nil)
 }
 
-// WeightedEpsilonLoss is EpsilonLoss with each example's squared error scaled by weights[t]
-// (a [T] table, e.g. MinSNRWeights); nil weights give EpsilonLoss.
-func WeightedEpsilonLoss(scope *model.Scope, s *Schedule, denoise Denoiser, x0, t, eps *Node, weights []float64) *Node {
-	xt := AddNoise(s, x0, eps, t)
-	pred := denoise(scope, xt, t)
-	sq := Square(Sub(eps, pred))
+// WeightedLoss generalises EpsilonLoss: the mean squared error between the denoiser's output at x_t
+// and pred's Target, each example's squared error scaled by weights[t] (a [T] table, e.g.
+// MinSNRWeights; nil means 1).
+func WeightedLoss(scope *model.Scope, s *Schedule, denoise Denoiser, pred Prediction, x0, t, eps *Node, weights []float64) *Node {
+	a := gatherPerExample(s.SqrtAlphaBars, t, x0.Rank())
+	b := gatherPerExample(s.SqrtOneMinusABar, t, x0.Rank())
+	xt := Add(Mul(a, x0), Mul(b, eps))
+	sq := Square(Sub(pred.Target(x0, eps, a, b), denoise(scope, xt, t)))
 	if weights != nil {
 		sq = Mul(sq, gatherPerExample(weights, t, x0.Rank()))
 	}
 	return ReduceAllMean(sq)
 }
 
-// MinSNRWeights returns the Min-SNR-γ loss weights of the ε objective (Hang et al. 2023,
-// "Efficient Diffusion Training via Min-SNR Weighting Strategy"): min(SNR_t, γ) / SNR_t with
-// SNR_t = ᾱ_t / (1 - ᾱ_t). Low-noise steps, whose ε error is cheap to reduce and matters little
-// for samples, are down-weighted; steps with SNR <= γ keep weight 1.
-func MinSNRWeights(s *Schedule, gamma float64) []float64 {
+// MinSNRWeights returns the Min-SNR-γ loss weights (Hang et al. 2023, "Efficient Diffusion Training
+// via Min-SNR Weighting Strategy") for the objective of pred, with SNR_t = ᾱ_t / (1 - ᾱ_t): the
+// x₀-error weight min(SNR_t, γ) expressed in the ε loss, min(SNR_t, γ) / SNR_t, or in the v loss,
+// min(SNR_t, γ) / (SNR_t + 1). Low-noise steps, whose error is cheap to reduce and matters little for
+// samples, are down-weighted.
+func MinSNRWeights(s *Schedule, gamma float64, pred Prediction) []float64 {
 	w := make([]float64, s.T)
 	for i, ab := range s.AlphaBars {
 		snr := ab / (1 - ab)
-		w[i] = min(snr, gamma) / snr
+		if pred.orDefault() == PredictV {
+			w[i] = min(snr, gamma) / (snr + 1)
+		} else {
+			w[i] = min(snr, gamma) / snr
+		}
 	}
 	return w
 }
@@ -91,8 +98,10 @@ type TrainConfig struct {
 	// the average start as a copy of the weights and follow them closely while they change fast.
 	// Samplers usually draw better images from the average than from the raw weights. 0 disables it.
 	EMADecay float64
-	// MinSNRGamma > 0 weights the loss with MinSNRWeights(schedule, MinSNRGamma). 0: unweighted.
+	// MinSNRGamma > 0 weights the loss with MinSNRWeights(schedule, MinSNRGamma, Prediction). 0: unweighted.
 	MinSNRGamma float64
+	// Prediction is what the denoiser learns to output; "" is PredictEpsilon (the tutorial).
+	Prediction Prediction
 	// Parallel > 1 splits each batch into that many shards whose gradients are computed
 	// concurrently (same result up to float rounding); 0 means Parallelism(backend).
 	Parallel int
@@ -139,9 +148,13 @@ func NewTrainer(backend compute.Backend, store *model.Store, s *Schedule, denois
 	if !(cfg.MinSNRGamma >= 0) || math.IsInf(cfg.MinSNRGamma, 0) {
 		return nil, fmt.Errorf("min-SNR gamma %g: must be a finite number >= 0", cfg.MinSNRGamma)
 	}
+	pred, err := ParsePrediction(string(cfg.Prediction))
+	if err != nil {
+		return nil, err
+	}
 	var weights []float64
 	if cfg.MinSNRGamma > 0 {
-		weights = MinSNRWeights(s, cfg.MinSNRGamma)
+		weights = MinSNRWeights(s, cfg.MinSNRGamma, pred)
 	}
 	opt := optimizer.Adam().LearningRate(lr).Betas(0.9, 0.999).Epsilon(1e-8).Done()
 	tr := &Trainer{backend: backend, store: store, schedule: s}
@@ -154,8 +167,7 @@ func NewTrainer(backend compute.Backend, store *model.Store, s *Schedule, denois
 		if !ok {
 			return nil, fmt.Errorf("the optimizer cannot apply precomputed gradients: use Parallel 1")
 		}
-		var err error
-		tr.sharded, err = newShardedStep(backend, store, s, denoise, weights, applier, cfg.EMADecay, parallel)
+		tr.sharded, err = newShardedStep(backend, store, s, denoise, pred, weights, applier, cfg.EMADecay, parallel)
 		return tr, err
 	}
 	exec, err := model.NewExec(backend, store, func(scope *model.Scope, x0 *Node) *Node {
@@ -164,7 +176,7 @@ func NewTrainer(backend compute.Backend, store *model.Store, s *Schedule, denois
 		batch := x0.Shape().Dimensions[0]
 		t := scope.RandomIntN(g, int32(s.T), shapes.Make(dtypes.Int32, batch))
 		eps := scope.RandomNormal(g, x0.Shape())
-		loss := WeightedEpsilonLoss(scope.In("model"), s, denoise, x0, t, eps, weights)
+		loss := WeightedLoss(scope.In("model"), s, denoise, pred, x0, t, eps, weights)
 		opt.UpdateGraph(scope, g, loss)
 		if cfg.EMADecay > 0 {
 			updateEMA(store, g, cfg.EMADecay)

@@ -35,8 +35,8 @@ type shardedStep struct {
 	compiled map[int]bool // Shard sizes whose gradient graph has been built (see prepare).
 }
 
-func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, denoise Denoiser, weights []float64,
-	opt gradientApplier, emaDecay float64, parallel int) (*shardedStep, error) {
+func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, denoise Denoiser, pred Prediction,
+	weights []float64, opt gradientApplier, emaDecay float64, parallel int) (*shardedStep, error) {
 	st := &shardedStep{backend: backend, store: store, parallel: parallel, compiled: map[int]bool{}}
 	var err error
 	st.noise, err = model.NewExec(backend, store, func(scope *model.Scope, x0 *Node) (*Node, *Node) {
@@ -51,7 +51,7 @@ func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, de
 		x0, t, eps, scale := in[0], in[1], in[2], in[3]
 		g := x0.Graph()
 		store.SetTraining(g, true)
-		loss := WeightedEpsilonLoss(scope.In("model"), s, denoise, x0, t, eps, weights)
+		loss := WeightedLoss(scope.In("model"), s, denoise, pred, x0, t, eps, weights)
 		grads := scope.BuildTrainableVariablesGradientsGraph(Mul(loss, scale))
 		var vars []*model.Variable // In the order of grads (see BuildTrainableVariablesGradientsGraph).
 		for v := range scope.IterVariables() {

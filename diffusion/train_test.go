@@ -306,47 +306,57 @@ func maxAbsDiff(a []float32, b []float64) float64 {
 	return m
 }
 
-// TestMinSNRWeights checks the weights against their definition and the weighted loss against a
-// host computation of mean(w[t] (ε - ε̂)²).
+// TestMinSNRWeights checks the weights of both objectives against their definition, and the weighted
+// loss against a host computation of mean(w[t] (target - output)²).
 func TestMinSNRWeights(t *testing.T) {
 	s, _ := ScheduleByName(ScheduleCosine, 50)
 	const gamma = 5.0
-	w := MinSNRWeights(s, gamma)
-	sawBoth := [2]bool{}
-	for i, ab := range s.AlphaBars {
-		snr := ab / (1 - ab)
-		want := 1.0
-		if snr > gamma {
-			want = gamma / snr
-			sawBoth[0] = true
-		} else {
-			sawBoth[1] = true
+	for _, pred := range Predictions {
+		w := MinSNRWeights(s, gamma, pred)
+		sawBoth := [2]bool{}
+		for i, ab := range s.AlphaBars {
+			snr := ab / (1 - ab)
+			want := 1.0 // min(SNR, γ) / SNR for ε ...
+			if pred == PredictV {
+				want = snr / (snr + 1) // ... min(SNR, γ) / (SNR + 1) for v.
+			}
+			if snr > gamma {
+				want *= gamma / snr
+				sawBoth[0] = true
+			} else {
+				sawBoth[1] = true
+			}
+			if math.Abs(w[i]-want) > 1e-12 || w[i] <= 0 || w[i] > 1 {
+				t.Fatalf("%s: w[%d] = %g, want %g (SNR %g)", pred, i, w[i], want, snr)
+			}
 		}
-		if math.Abs(w[i]-want) > 1e-12 || w[i] <= 0 || w[i] > 1 {
-			t.Fatalf("w[%d] = %g, want %g (SNR %g)", i, w[i], want, snr)
+		if !sawBoth[0] || !sawBoth[1] {
+			t.Fatal("the schedule should have SNRs on both sides of gamma")
 		}
-	}
-	if !sawBoth[0] || !sawBoth[1] {
-		t.Fatal("the schedule should have SNRs on both sides of gamma")
-	}
 
-	// A fixed "denoiser" ε̂ = 0.5 x_t makes the loss a host-computable function of x0, t and ε.
-	half := func(scope *model.Scope, x, t *Node) *Node { return MulScalar(x, 0.5) }
-	x0 := []float32{0.3, -0.7, 0.9, 0.1}
-	eps := []float32{1.2, -0.4, 0.5, -2}
-	ts := []int32{0, 7, 30, 49}
-	exec := MustNewExec(testBackend(), func(x, e, tt *Node) *Node {
-		return WeightedEpsilonLoss(nil, s, half, x, tt, e, w)
-	})
-	got := exec.MustCall(tensors.FromFlatDataAndDimensions(x0, 4, 1, 1, 1), tensors.FromFlatDataAndDimensions(eps, 4, 1, 1, 1), ts)[0].Value().(float32)
-	want := 0.0
-	for i := range x0 {
-		xt := s.SqrtAlphaBars[ts[i]]*float64(x0[i]) + s.SqrtOneMinusABar[ts[i]]*float64(eps[i])
-		d := float64(eps[i]) - 0.5*xt
-		want += w[ts[i]] * d * d / 4
-	}
-	if math.Abs(float64(got)-want) > 1e-5*math.Max(1, want) {
-		t.Fatalf("weighted loss %g, want %g", got, want)
+		// A fixed "denoiser" output 0.5 x_t makes the loss a host-computable function of x0, t and ε.
+		half := func(scope *model.Scope, x, t *Node) *Node { return MulScalar(x, 0.5) }
+		x0 := []float32{0.3, -0.7, 0.9, 0.1}
+		eps := []float32{1.2, -0.4, 0.5, -2}
+		ts := []int32{0, 7, 30, 49}
+		exec := MustNewExec(testBackend(), func(x, e, tt *Node) *Node {
+			return WeightedLoss(nil, s, half, pred, x, tt, e, w)
+		})
+		got := exec.MustCall(tensors.FromFlatDataAndDimensions(x0, 4, 1, 1, 1), tensors.FromFlatDataAndDimensions(eps, 4, 1, 1, 1), ts)[0].Value().(float32)
+		want := 0.0
+		for i := range x0 {
+			a, b := s.SqrtAlphaBars[ts[i]], s.SqrtOneMinusABar[ts[i]]
+			xt := a*float64(x0[i]) + b*float64(eps[i])
+			target := float64(eps[i])
+			if pred == PredictV {
+				target = a*float64(eps[i]) - b*float64(x0[i])
+			}
+			d := target - 0.5*xt
+			want += w[ts[i]] * d * d / 4
+		}
+		if math.Abs(float64(got)-want) > 1e-5*math.Max(1, want) {
+			t.Fatalf("%s: weighted loss %g, want %g", pred, got, want)
+		}
 	}
 }
 

@@ -61,6 +61,8 @@ type Meta struct {
 	// EMADecay and MinSNRGamma are the Trainer's settings (diffusion.TrainConfig); 0 is off.
 	EMADecay    float64 `json:"ema_decay,omitempty"`
 	MinSNRGamma float64 `json:"min_snr_gamma,omitempty"`
+	// Prediction is what the U-Net outputs (diffusion.TrainConfig.Prediction); "" is epsilon.
+	Prediction diffusion.Prediction `json:"prediction,omitempty"`
 	// Step is the number of training steps done; Position is the next batch of data.
 	Step     int64          `json:"step"`
 	Position mnist.Position `json:"position"`
@@ -78,7 +80,8 @@ func (m *Meta) BuildSchedule() (*diffusion.Schedule, error) {
 
 // TrainConfig returns the Trainer settings the metadata records.
 func (m *Meta) TrainConfig() diffusion.TrainConfig {
-	return diffusion.TrainConfig{LearningRate: m.LearningRate, Seed: m.Seed, EMADecay: m.EMADecay, MinSNRGamma: m.MinSNRGamma}
+	return diffusion.TrainConfig{LearningRate: m.LearningRate, Seed: m.Seed, EMADecay: m.EMADecay, MinSNRGamma: m.MinSNRGamma,
+		Prediction: m.Prediction}
 }
 
 // Model is a trained model loaded from a checkpoint.
@@ -125,13 +128,18 @@ func LoadRawModel(path string) (*Model, error) {
 	if m.Schedule, err = m.Meta.BuildSchedule(); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", file, err)
 	}
+	if _, err := diffusion.ParsePrediction(string(m.Meta.Prediction)); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", file, err)
+	}
 	return m, nil
 }
 
 // Generator returns a sampler runner for the model.
 func (m *Model) Generator(b compute.Backend) *diffusion.Generator {
 	size := m.Meta.UNet.ImageSize
-	return diffusion.NewGenerator(b, m.Store, m.Schedule, Denoiser(m.Meta.UNet), size, size, 1)
+	gen := diffusion.NewGenerator(b, m.Store, m.Schedule, Denoiser(m.Meta.UNet), size, size, 1)
+	gen.Prediction = m.Meta.Prediction
+	return gen
 }
 
 // ExplainLoadError rewrites GoMLX's error for a variable whose stored shape differs from the one

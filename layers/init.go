@@ -42,16 +42,27 @@ func FanInFanOut(shape shapes.Shape) (fanIn, fanOut int) {
 	return shape.Dimensions[rank-2] * receptive, shape.Dimensions[rank-1] * receptive
 }
 
+// ParamKernelInitScale is the scope hyperparameter (float64, default 1: Flax's initialization) that
+// multiplies the initial values drawn by LecunNormal and XavierUniform, read from the initializer's scope
+// or its parents. UNet sets it from UNetConfig.InitScale.
+const ParamKernelInitScale = "kernel_init_scale"
+
+// kernelInitScale returns the scope's ParamKernelInitScale, or 1.
+func kernelInitScale(scope *model.Scope) float64 {
+	return model.GetParamOr(scope, ParamKernelInitScale, 1.0)
+}
+
 // LecunNormal returns Flax's default kernel initializer (jax.nn.initializers.lecun_normal): a normal
-// distribution truncated to two standard deviations, scaled to variance 1/fan_in.
-// Shapes of rank <= 1 are initialized with zeros. It draws from the scope's store random state.
+// distribution truncated to two standard deviations, scaled to variance 1/fan_in (times the square of the
+// scope's ParamKernelInitScale). Shapes of rank <= 1 are initialized with zeros. It draws from the scope's
+// store random state.
 func LecunNormal(scope *model.Scope) model.VariableInitializer {
 	return func(g *Graph, shape shapes.Shape) *Node {
 		if shape.Rank() <= 1 || !shape.DType.IsFloat() {
 			return Zeros(g, shape)
 		}
 		fanIn, _ := FanInFanOut(shape)
-		stddev := math.Sqrt(1.0/float64(max(fanIn, 1))) / truncatedNormalStdDevCorrection
+		stddev := kernelInitScale(scope) * math.Sqrt(1.0/float64(max(fanIn, 1))) / truncatedNormalStdDevCorrection
 		return MulScalar(truncatedStandardNormal(scope, g, shape), stddev)
 	}
 }
@@ -68,15 +79,15 @@ func truncatedStandardNormal(scope *model.Scope, g *Graph, shape shapes.Shape) *
 }
 
 // XavierUniform returns Flax's jax.nn.initializers.xavier_uniform: uniform in [-limit, limit] with
-// limit = sqrt(6 / (fan_in + fan_out)). Shapes of rank <= 1 are initialized with zeros.
-// It draws from the scope's store random state.
+// limit = sqrt(6 / (fan_in + fan_out)) (times the scope's ParamKernelInitScale). Shapes of rank <= 1 are
+// initialized with zeros. It draws from the scope's store random state.
 func XavierUniform(scope *model.Scope) model.VariableInitializer {
 	return func(g *Graph, shape shapes.Shape) *Node {
 		if shape.Rank() <= 1 || !shape.DType.IsFloat() {
 			return Zeros(g, shape)
 		}
 		fanIn, fanOut := FanInFanOut(shape)
-		limit := math.Sqrt(6.0 / float64(max(fanIn+fanOut, 1)))
+		limit := kernelInitScale(scope) * math.Sqrt(6.0/float64(max(fanIn+fanOut, 1)))
 		values := scope.RandomUniform(g, shape)
 		return AddScalar(MulScalar(values, 2*limit), -limit)
 	}

@@ -229,16 +229,10 @@ func TestAttentionForward(t *testing.T) {
 	}
 }
 
-// TestInitializers checks the statistics of LecunNormal (truncated, variance 1/fan_in) and XavierUniform.
+// TestInitializers checks the statistics of LecunNormal (truncated, variance 1/fan_in) and XavierUniform,
+// with Flax's scale and with ParamKernelInitScale set on a parent scope.
 func TestInitializers(t *testing.T) {
 	b := getBackend(t)
-	store := model.NewStore()
-	store.SetParam(model.ParamInitialSeed, int64(5))
-	scope := store.RootScope()
-	out := model.MustExecOnceN(b, store, func(s *model.Scope, g *graph.Graph) []*graph.Node {
-		shape := shapesMake(3, 3, 64, 32) // fan_in 576, fan_out 288
-		return []*graph.Node{LecunNormal(scope)(g, shape), XavierUniform(scope)(g, shape)}
-	})
 	stats := func(v []float32) (mean, std, maxAbs float64) {
 		for _, x := range v {
 			mean += float64(x)
@@ -250,17 +244,31 @@ func TestInitializers(t *testing.T) {
 		}
 		return mean, math.Sqrt(std / float64(len(v))), maxAbs
 	}
-	mean, std, maxAbs := stats(tensors.MustCopyFlatData[float32](out[0]))
-	wantStd := math.Sqrt(1.0 / 576)
-	if math.Abs(mean) > 0.05*wantStd || math.Abs(std/wantStd-1) > 0.03 || maxAbs > 2*wantStd/0.8796+1e-6 {
-		t.Errorf("LecunNormal: mean %g, std %g (want %g), max |x| %g (want <= %g)", mean, std, wantStd, maxAbs,
-			2*wantStd/0.8796)
-	}
-	limit := math.Sqrt(6.0 / (576 + 288))
-	mean, std, maxAbs = stats(tensors.MustCopyFlatData[float32](out[1]))
-	if math.Abs(mean) > 0.05*limit || math.Abs(std/(limit/math.Sqrt(3))-1) > 0.03 || maxAbs > limit {
-		t.Errorf("XavierUniform: mean %g, std %g (want %g), max |x| %g (want <= %g)", mean, std, limit/math.Sqrt(3),
-			maxAbs, limit)
+	for _, tc := range []struct{ param, want float64 }{{0, 1}, {0.1, 0.1}} { // param 0: not set.
+		scale := tc.param
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, int64(5))
+		if scale > 0 {
+			store.RootScope().SetParam(ParamKernelInitScale, scale)
+		}
+		scope := store.RootScope().In("model").In("conv")
+		out := model.MustExecOnceN(b, store, func(s *model.Scope, g *graph.Graph) []*graph.Node {
+			shape := shapesMake(3, 3, 64, 32) // fan_in 576, fan_out 288
+			return []*graph.Node{LecunNormal(scope)(g, shape), XavierUniform(scope)(g, shape)}
+		})
+		k := tc.want
+		mean, std, maxAbs := stats(tensors.MustCopyFlatData[float32](out[0]))
+		wantStd := k * math.Sqrt(1.0/576)
+		if math.Abs(mean) > 0.05*wantStd || math.Abs(std/wantStd-1) > 0.03 || maxAbs > 2*wantStd/0.8796+1e-6 {
+			t.Errorf("scale %g: LecunNormal: mean %g, std %g (want %g), max |x| %g (want <= %g)", scale, mean, std,
+				wantStd, maxAbs, 2*wantStd/0.8796)
+		}
+		limit := k * math.Sqrt(6.0/(576+288))
+		mean, std, maxAbs = stats(tensors.MustCopyFlatData[float32](out[1]))
+		if math.Abs(mean) > 0.05*limit || math.Abs(std/(limit/math.Sqrt(3))-1) > 0.03 || maxAbs > limit*(1+1e-6) {
+			t.Errorf("scale %g: XavierUniform: mean %g, std %g (want %g), max |x| %g (want <= %g)", scale, mean, std,
+				limit/math.Sqrt(3), maxAbs, limit)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package layers
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
@@ -47,6 +48,12 @@ type UNetConfig struct {
 	// of the image resolution: about p^2 times fewer FLOPs and activations for the same widths.
 	// 0 or 1 means no patching (the tutorial).
 	PatchSize int
+
+	// InitScale multiplies every initial kernel (LeCun normal and Xavier uniform, see ParamKernelInitScale);
+	// 0 means 1, Flax's initialization as in the tutorial. Smaller initial kernels make the normalized
+	// layers' Adam steps relatively larger and the residual branches start near zero: the CPU preset uses
+	// 0.1, which roughly halves the loss after the first 100 steps.
+	InitScale float64 `json:",omitempty"`
 }
 
 // Tutorial returns the configuration of the tutorial's network exactly, UNet(32) with dim_scale_factor
@@ -66,7 +73,8 @@ func Tutorial() UNetConfig {
 }
 
 // CPU returns a reduced configuration trainable on a few CPU cores: widths 16, 32, 64, 128, attention only
-// at 8x8 and 4x4 (and in the middle), 8 groups and 4 heads; about 3.2 M parameters.
+// at 8x8 and 4x4 (and in the middle), 8 groups and 4 heads, initial kernels scaled by 0.1 (InitScale);
+// about 3.2 M parameters.
 func CPU() UNetConfig {
 	return UNetConfig{
 		ImageSize:            32,
@@ -76,6 +84,7 @@ func CPU() UNetConfig {
 		MiddleAttention:      true,
 		Groups:               8,
 		Heads:                4,
+		InitScale:            0.1,
 	}
 }
 
@@ -149,6 +158,9 @@ func (c UNetConfig) Validate() error {
 	if c.PatchSize < 0 {
 		add("PatchSize must be >= 0, got %d", c.PatchSize)
 	}
+	if !(c.InitScale >= 0) || math.IsInf(c.InitScale, 0) {
+		add("InitScale must be a finite number >= 0 (0 means 1), got %g", c.InitScale)
+	}
 	if c.ImageSize <= 0 {
 		add("ImageSize must be > 0, got %d", c.ImageSize)
 	} else if levels > 0 && c.PatchSize >= 0 && c.ImageSize%(c.Patch()<<(levels-1)) != 0 {
@@ -203,6 +215,7 @@ func (c UNetConfig) Validate() error {
 // and a 4x4 stride-2 transposed convolution except at the last step; finally a ResnetBlock and a 1x1
 // convolution to the input's channels.
 //
+// With InitScale > 0, it sets ParamKernelInitScale on scope, so it applies to every kernel created under it.
 // It panics if the configuration is invalid (see UNetConfig.Validate) or x doesn't match it.
 func UNet(scope *model.Scope, x, t *Node, cfg UNetConfig) *Node {
 	if err := cfg.Validate(); err != nil {
@@ -213,6 +226,9 @@ func UNet(scope *model.Scope, x, t *Node, cfg UNetConfig) *Node {
 	}
 	if t.Rank() != 1 || t.Shape().Dim(0) != x.Shape().Dim(0) {
 		Panicf("layers.UNet: t must be shaped [batch=%d], got %s", x.Shape().Dim(0), t.Shape())
+	}
+	if cfg.InitScale > 0 {
+		scope.SetParam(ParamKernelInitScale, cfg.InitScale)
 	}
 	t = ConvertDType(t, x.DType()) // Integer timesteps become floats, as the tutorial's jnp arithmetic does.
 	channels := x.Shape().Dim(3)

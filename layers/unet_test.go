@@ -37,6 +37,9 @@ func TestUNetConfigValidate(t *testing.T) {
 		{"attention resolution", func(c *UNetConfig) { c.AttentionResolutions = []int{7} }, "not a level resolution"},
 		{"no levels", func(c *UNetConfig) { c.WidthMults = nil }, "WidthMults is empty"},
 		{"zero width", func(c *UNetConfig) { c.BaseWidth = 0 }, "BaseWidth must be > 0"},
+		{"init scale", func(c *UNetConfig) { c.InitScale = 0.1 }, ""},
+		{"negative init scale", func(c *UNetConfig) { c.InitScale = -1 }, "InitScale must be a finite number >= 0"},
+		{"NaN init scale", func(c *UNetConfig) { c.InitScale = math.NaN() }, "InitScale must be a finite number >= 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Tutorial()
@@ -132,6 +135,50 @@ func TestTinyUNetForward(t *testing.T) {
 	t.Logf("initial output mean %.3f, std %.3f (LeCun init; initial MSE to N(0,1) noise ~ 1 + std^2)", mean, std)
 	if math.IsNaN(std) || std < 0.1 || std > 10 {
 		t.Errorf("initial output std %g not of order 1", std)
+	}
+}
+
+// TestUNetInitScale checks that UNetConfig.InitScale multiplies every kernel of the U-Net, and nothing else:
+// from the same seed, a Tiny U-Net with InitScale 0.25 has exactly 0.25 times the kernels (rank >= 2) of one
+// with InitScale 0 (Flax's), and the same biases and normalization scales.
+func TestUNetInitScale(t *testing.T) {
+	b := getBackend(t)
+	x, ts := randomBatch(rand.New(rand.NewPCG(1, 2)), 2, Tiny().ImageSize)
+	build := func(scale float64) *model.Store {
+		cfg := Tiny()
+		cfg.InitScale = scale
+		store := model.NewStore()
+		store.SetParam(model.ParamInitialSeed, int64(3))
+		model.MustNewExec(b, store, func(scope *model.Scope, x, ts *graph.Node) *graph.Node {
+			return UNet(scope, x, ts, cfg)
+		}).MustCall(x, ts)
+		return store
+	}
+	flax, scaled := build(0), build(0.25)
+	kernels := 0
+	for v := range flax.IterVariables() {
+		if v.DType() != dtypes.Float32 { // The random state.
+			continue
+		}
+		want := tensors.MustCopyFlatData[float32](v.MustValue())
+		other := scaled.GetVariable(v.Path())
+		if other == nil {
+			t.Fatalf("variable %s missing with InitScale 0.25", v.Path())
+		}
+		got := tensors.MustCopyFlatData[float32](other.MustValue())
+		factor := float32(1)
+		if v.Shape().Rank() >= 2 {
+			factor = 0.25
+			kernels++
+		}
+		for i := range want {
+			if d := got[i] - factor*want[i]; d > 1e-6 || d < -1e-6 {
+				t.Fatalf("%s[%d] = %g, want %g * %g", v.Path(), i, got[i], factor, want[i])
+			}
+		}
+	}
+	if kernels < 20 {
+		t.Errorf("only %d kernels checked", kernels)
 	}
 }
 

@@ -35,6 +35,7 @@ import (
 // options are the command-line flags.
 type options struct {
 	preset, schedule, out, data string
+	prediction                  string
 	T, epochs, steps, batch     int
 	lr, minutes, ema, minSNR    float64
 	seed                        int64
@@ -71,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.batch, "batch", defaultBatch, "batch size")
 	fs.Float64Var(&o.lr, "lr", 0, "Adam learning rate (0: the preset's default)")
 	fs.Float64Var(&o.ema, "ema", defaultEMA, "decay of the moving average of the weights used for sampling (0: sample from the raw weights)")
+	fs.StringVar(&o.prediction, "prediction", string(diffusion.PredictV), "what the U-Net learns to output: v (velocity; clean samples much earlier in training) or epsilon (the noise, as the tutorial)")
 	fs.Float64Var(&o.minSNR, "min-snr", 0, "Min-SNR-gamma loss weighting: gamma, e.g. 5 (0: the tutorial's unweighted loss)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed for initialisation, data order, timesteps and noise")
 	fs.StringVar(&o.out, "out", "runs/train", "output folder: checkpoints, loss log and pictures")
@@ -105,6 +107,8 @@ func (o *options) validate() error {
 	check(o.lr >= 0 && o.lr < 1 && !math.IsNaN(o.lr), "--lr=%g: must lie in [0, 1)", o.lr)
 	check(o.ema >= 0 && o.ema < 1, "--ema=%g: must lie in [0, 1)", o.ema)
 	check(o.minSNR >= 0 && o.minSNR <= 1e6, "--min-snr=%g: must lie in [0, 1e6]", o.minSNR)
+	p, err := diffusion.ParsePrediction(o.prediction)
+	check(err == nil && string(p) == o.prediction, "--prediction=%q: use %q or %q", o.prediction, diffusion.PredictV, diffusion.PredictEpsilon)
 	check(o.ckptEvery >= 1, "--ckpt-every=%d: must be >= 1", o.ckptEvery)
 	check(o.keep >= 1, "--keep=%d: must be >= 1", o.keep)
 	check(o.logEvery >= 1, "--log-every=%d: must be >= 1", o.logEvery)
@@ -163,8 +167,9 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "train: preset %s, %s, batch %d, lr %g, seed %d, backend %s\n",
-		meta.Preset, schedule.Name, meta.BatchSize, meta.LearningRate, meta.Seed, b.Name())
+	prediction, _ := diffusion.ParsePrediction(string(meta.Prediction))
+	fmt.Fprintf(stdout, "train: preset %s, %s, %s prediction, batch %d, lr %g, seed %d, backend %s\n",
+		meta.Preset, schedule.Name, prediction, meta.BatchSize, meta.LearningRate, meta.Seed, b.Name())
 	fmt.Fprintf(stdout, "train: %d steps (%d per epoch), starting at step %d; output in %s\n",
 		total, batcher.StepsPerEpoch(), meta.Step, o.out)
 
@@ -267,7 +272,8 @@ func startOrResume(o *options) (*experiment.Meta, *model.Store, []lossRecord, er
 			lr = presetLearningRate(o.preset)
 		}
 		meta := &experiment.Meta{Preset: o.preset, UNet: cfg, Schedule: o.schedule, T: o.T, Seed: o.seed,
-			BatchSize: o.batch, LearningRate: lr, EMADecay: o.ema, MinSNRGamma: o.minSNR}
+			BatchSize: o.batch, LearningRate: lr, EMADecay: o.ema, MinSNRGamma: o.minSNR,
+			Prediction: diffusion.Prediction(o.prediction)}
 		return meta, model.NewStore(), nil, nil
 	}
 	if len(existing) == 0 {
@@ -302,6 +308,8 @@ func (o *options) checkResumable(meta *experiment.Meta) error {
 	mismatch("seed", o.seed, meta.Seed)
 	mismatch("ema", o.ema, meta.EMADecay)
 	mismatch("min-snr", o.minSNR, meta.MinSNRGamma)
+	saved, _ := diffusion.ParsePrediction(string(meta.Prediction))
+	mismatch("prediction", o.prediction, saved)
 	if len(errs) > 0 {
 		errs = append(errs, fmt.Errorf("drop those flags to resume, or start a new run with another --out"))
 	}

@@ -165,6 +165,8 @@ func TestFlagValidation(t *testing.T) {
 		{"--ddim-steps", "300"},
 		{"--keep", "0"},
 		{"--minutes", "-1"},
+		{"--prediction", "x0"},
+		{"--prediction", ""},
 		{"--no-such-flag"},
 		{"extra-argument"},
 	}

@@ -1,0 +1,66 @@
+package diffusion
+
+import (
+	"fmt"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
+)
+
+// Prediction names what the denoiser is trained to output (diffusers' prediction_type). With
+// a = √ᾱ_t and b = √(1 - ᾱ_t), x_t = a x₀ + b ε, and a² + b² = 1.
+type Prediction string
+
+const (
+	// PredictEpsilon trains the denoiser to output the noise ε (the DDPM paper, the tutorial).
+	// Recovering x̂₀ = (x_t - b ε̂) / a divides by a, which is about 0.006 at the last step of the
+	// scaled-linear schedule: early in training the x₀ estimates of the first sampling steps are
+	// mostly amplified error.
+	PredictEpsilon Prediction = "epsilon"
+
+	// PredictV trains the denoiser to output the velocity v = a ε - b x₀ (Salimans & Ho 2022,
+	// "Progressive Distillation"): x̂₀ = a x_t - b v̂ and ε̂ = b x_t + a v̂, both without division.
+	// At high noise it predicts the image itself, so samples get clean backgrounds much earlier in
+	// training.
+	PredictV Prediction = "v"
+)
+
+// Predictions lists the valid Prediction values.
+var Predictions = []Prediction{PredictEpsilon, PredictV}
+
+// ParsePrediction returns the Prediction of a name ("epsilon" or "v"); "" is PredictEpsilon, the
+// value of checkpoints written before the choice existed.
+func ParsePrediction(name string) (Prediction, error) {
+	switch p := Prediction(name); p {
+	case "":
+		return PredictEpsilon, nil
+	case PredictEpsilon, PredictV:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown prediction %q: use %q or %q", name, PredictEpsilon, PredictV)
+}
+
+// orDefault returns p, or PredictEpsilon if p is empty.
+func (p Prediction) orDefault() Prediction {
+	if p == "" {
+		return PredictEpsilon
+	}
+	return p
+}
+
+// Target returns what the denoiser should output for clean images x0 and noise eps, given the
+// per-example coefficients a = √ᾱ_t and b = √(1 - ᾱ_t) (broadcastable to x0).
+func (p Prediction) Target(x0, eps, a, b *Node) *Node {
+	if p.orDefault() == PredictV {
+		return Sub(Mul(a, eps), Mul(b, x0))
+	}
+	return eps
+}
+
+// Estimates converts the denoiser's output at x_t into the estimates of the clean image x̂₀ and
+// of the noise ε̂, with a = √ᾱ_t and b = √(1 - ᾱ_t) as in Target.
+func (p Prediction) Estimates(out, xt, a, b *Node) (x0, eps *Node) {
+	if p.orDefault() == PredictV {
+		return Sub(Mul(a, xt), Mul(b, out)), Add(Mul(b, xt), Mul(a, out))
+	}
+	return Div(Sub(xt, Mul(b, out)), a), out
+}

@@ -1,0 +1,55 @@
+package diffusion
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// TestPredictionRoundTrip checks that Estimates inverts Target for every prediction: a denoiser that
+// outputs the exact target at x_t = a x0 + b ε gives back x0 and ε, at low and high noise (including the
+// last step of the scaled-linear schedule, where a ≈ 0.006).
+func TestPredictionRoundTrip(t *testing.T) {
+	s, _ := ScheduleByName(ScheduleScaledLinear, 200)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, pred := range Predictions {
+		for _, step := range []int{0, 100, 199} {
+			a, b := s.SqrtAlphaBars[step], s.SqrtOneMinusABar[step]
+			x0, eps := make([]float64, 16), make([]float64, 16)
+			for i := range x0 {
+				x0[i], eps[i] = 2*rng.Float64()-1, rng.NormFloat64()
+			}
+			outs := MustExecOnceN(testBackend(), func(x0, eps *Node) []*Node {
+				g := x0.Graph()
+				ca, cb := Scalar(g, x0.DType(), a), Scalar(g, x0.DType(), b)
+				xt := Add(Mul(ca, x0), Mul(cb, eps))
+				gotX0, gotEps := pred.Estimates(pred.Target(x0, eps, ca, cb), xt, ca, cb)
+				return []*Node{gotX0, gotEps}
+			}, x0, eps)
+			for k, want := range [][]float64{x0, eps} {
+				got := tensors.MustCopyFlatData[float64](outs[k])
+				for i := range want {
+					if d := math.Abs(got[i] - want[i]); d > 1e-9 {
+						t.Fatalf("%s at t=%d: estimate %d [%d] = %g, want %g", pred, step, k, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestParsePrediction(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want Prediction
+		err  bool
+	}{{"", PredictEpsilon, false}, {"epsilon", PredictEpsilon, false}, {"v", PredictV, false}, {"x0", "", true}} {
+		got, err := ParsePrediction(tc.name)
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("ParsePrediction(%q) = %q, %v; want %q, error %v", tc.name, got, err, tc.want, tc.err)
+		}
+	}
+}
