@@ -12,7 +12,7 @@ type Prediction string
 
 const (
 	// PredictEpsilon trains the denoiser to output the noise ε (the DDPM paper, the tutorial).
-	// Recovering x̂₀ = (x_t - b ε̂) / a divides by a, which is about 0.006 at the last step of the
+	// Recovering x̂₀ = (x_t - b ε̂) / a divides by a, which is about 0.0055 at the last step of the
 	// scaled-linear schedule: early in training the x₀ estimates of the first sampling steps are
 	// mostly amplified error.
 	PredictEpsilon Prediction = "epsilon"

@@ -11,7 +11,7 @@ import (
 
 // TestPredictionRoundTrip checks that Estimates inverts Target for every prediction: a denoiser that
 // outputs the exact target at x_t = a x0 + b ε gives back x0 and ε, at low and high noise (including the
-// last step of the scaled-linear schedule, where a ≈ 0.006).
+// last step of the scaled-linear schedule, where a ≈ 0.0055).
 func TestPredictionRoundTrip(t *testing.T) {
 	s, _ := ScheduleByName(ScheduleScaledLinear, 200)
 	rng := rand.New(rand.NewPCG(3, 4))
