@@ -19,9 +19,10 @@ source scripts/env.sh
 
 out="${OUT_DIR:-out/notebooks}"
 mkdir -p "$out"
+out="$(cd "$out" && pwd)" # Absolute: the notebooks run from notebooks/.
 export NOTEBOOK_BUDGET="${NOTEBOOK_BUDGET:-ci}"
 # The notebooks keep their checkpoints and pictures in a work folder: a fresh one per test run.
-export NOTEBOOK_WORKDIR="${NOTEBOOK_WORKDIR:-$PWD/$out/work}"
+export NOTEBOOK_WORKDIR="${NOTEBOOK_WORKDIR:-$out/work}"
 rm -rf "$NOTEBOOK_WORKDIR"
 unset CHECKPOINT
 
