@@ -78,6 +78,16 @@ func (m *Meta) BuildSchedule() (*diffusion.Schedule, error) {
 	return diffusion.ScheduleByName(m.Schedule, m.T)
 }
 
+// Summary describes the model in a few words for log lines, e.g.
+// "cpu at step 253 (scaled-linear, v prediction)".
+func (m *Meta) Summary() string {
+	pred, err := diffusion.ParsePrediction(string(m.Prediction))
+	if err != nil {
+		pred = m.Prediction
+	}
+	return fmt.Sprintf("%s at step %d (%s, %s prediction)", m.Preset, m.Step, m.Schedule, pred)
+}
+
 // TrainConfig returns the Trainer settings the metadata records.
 func (m *Meta) TrainConfig() diffusion.TrainConfig {
 	return diffusion.TrainConfig{LearningRate: m.LearningRate, Seed: m.Seed, EMADecay: m.EMADecay, MinSNRGamma: m.MinSNRGamma,

@@ -51,3 +51,20 @@ func TestLoadModelUsesMovingAverage(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaSummary checks the log description, including checkpoints written before the prediction
+// was recorded (epsilon).
+func TestMetaSummary(t *testing.T) {
+	for _, tc := range []struct {
+		pred diffusion.Prediction
+		want string
+	}{
+		{"", "cpu at step 7 (scaled-linear, epsilon prediction)"},
+		{diffusion.PredictV, "cpu at step 7 (scaled-linear, v prediction)"},
+	} {
+		m := Meta{Preset: "cpu", Step: 7, Schedule: diffusion.ScheduleScaledLinear, Prediction: tc.pred}
+		if got := m.Summary(); got != tc.want {
+			t.Errorf("Summary() = %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -120,8 +120,8 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if clf.Meta.TestAccuracy >= 0 {
 		accuracy = fmt.Sprintf("%.2f%% on %d test images", 100*clf.Meta.TestAccuracy, clf.Meta.TestExamples)
 	}
-	fmt.Fprintf(stdout, "evaluate: model %s at step %d (%s), %s, %d images per row, seed %d, backend %s\n",
-		m.Meta.Preset, m.Meta.Step, m.Meta.Schedule, smp, o.n, o.seed, b.Name())
+	fmt.Fprintf(stdout, "evaluate: model %s, %s, %d images per row, seed %d, backend %s\n",
+		m.Meta.Summary(), smp, o.n, o.seed, b.Name())
 	fmt.Fprintf(stdout, "evaluate: classifier accuracy %s; Fréchet distance to the features of %d MNIST test images\n",
 		accuracy, ref.N)
 

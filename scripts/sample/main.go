@@ -75,8 +75,8 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 			every = max(1, len(plan)/25)
 		}
 	}
-	fmt.Fprintf(stdout, "sample: %s, model %s at step %d, %d images, seed %d, backend %s\n",
-		smp, m.Meta.Preset, m.Meta.Step, o.n, o.seed, b.Name())
+	fmt.Fprintf(stdout, "sample: %s, model %s, %d images, seed %d, backend %s\n",
+		smp, m.Meta.Summary(), o.n, o.seed, b.Name())
 	progress := kernel.NewProgress(0, "sample").WithOutput(stderr, kernel.ProgressAuto).WithItems(min(o.batch, o.n), "img")
 	start := time.Now()
 	res, err := m.Generator(b).Sample(smp, diffusion.SampleOptions{N: o.n, BatchSize: o.batch, Seed: o.seed,
