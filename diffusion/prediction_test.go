@@ -3,10 +3,12 @@ package diffusion
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 )
 
 // TestPredictionRoundTrip checks that Estimates inverts Target for every prediction: a denoiser that
@@ -51,5 +53,16 @@ func TestParsePrediction(t *testing.T) {
 		if got != tc.want || (err != nil) != tc.err {
 			t.Errorf("ParsePrediction(%q) = %q, %v; want %q, error %v", tc.name, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+// TestGeneratorRejectsUnknownPrediction: a Generator told an unknown prediction fails instead of
+// sampling as if the denoiser predicted ε.
+func TestGeneratorRejectsUnknownPrediction(t *testing.T) {
+	s, _ := ScheduleByName(ScheduleLinear, 20)
+	gen := NewGenerator(testBackend(), model.NewStore(), s, gaussianDenoiser(s, 0.3), 4, 4, 1)
+	gen.Prediction = "x0"
+	if _, err := gen.Sample(DDIM{Steps: 5}, SampleOptions{N: 2, Seed: 1}); err == nil || !strings.Contains(err.Error(), "unknown prediction") {
+		t.Fatalf("Sample with prediction x0: error %v, want one naming the unknown prediction", err)
 	}
 }

@@ -108,6 +108,9 @@ func (gen *Generator) stepExec(clip bool) (*model.Exec, error) {
 	if e, ok := gen.exec[clip]; ok {
 		return e, nil
 	}
+	if _, err := ParsePrediction(string(gen.Prediction)); err != nil {
+		return nil, err
+	}
 	e, err := model.NewExec(gen.backend, gen.store, func(scope *model.Scope, x, t, coef, z *Node) *Node {
 		batch := x.Shape().Dimensions[0]
 		tb := BroadcastToDims(t, batch)

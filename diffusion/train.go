@@ -44,9 +44,16 @@ func gatherPerExample(table []float64, t *Node, rank int) *Node {
 // AddNoise is the forward process q(x_t | x_0) in closed form:
 // x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε, with t given per example ([batch] int32).
 func AddNoise(s *Schedule, x0, eps, t *Node) *Node {
-	a := gatherPerExample(s.SqrtAlphaBars, t, x0.Rank())
-	b := gatherPerExample(s.SqrtOneMinusABar, t, x0.Rank())
-	return Add(Mul(a, x0), Mul(b, eps))
+	xt, _, _ := addNoise(s, x0, eps, t)
+	return xt
+}
+
+// addNoise is AddNoise that also returns the per-example coefficients a = sqrt(ᾱ_t) and
+// b = sqrt(1 - ᾱ_t), shaped to broadcast against x0.
+func addNoise(s *Schedule, x0, eps, t *Node) (xt, a, b *Node) {
+	a = gatherPerExample(s.SqrtAlphaBars, t, x0.Rank())
+	b = gatherPerExample(s.SqrtOneMinusABar, t, x0.Rank())
+	return Add(Mul(a, x0), Mul(b, eps)), a, b
 }
 
 // EpsilonLoss is the simplified DDPM objective: the mean over all elements of
@@ -59,9 +66,7 @@ func EpsilonLoss(scope *model.Scope, s *Schedule, denoise Denoiser, x0, t, eps *
 // and pred's Target, each example's squared error scaled by weights[t] (a [T] table, e.g.
 // MinSNRWeights; nil means 1).
 func WeightedLoss(scope *model.Scope, s *Schedule, denoise Denoiser, pred Prediction, x0, t, eps *Node, weights []float64) *Node {
-	a := gatherPerExample(s.SqrtAlphaBars, t, x0.Rank())
-	b := gatherPerExample(s.SqrtOneMinusABar, t, x0.Rank())
-	xt := Add(Mul(a, x0), Mul(b, eps))
+	xt, a, b := addNoise(s, x0, eps, t)
 	sq := Square(Sub(pred.Target(x0, eps, a, b), denoise(scope, xt, t)))
 	if weights != nil {
 		sq = Mul(sq, gatherPerExample(weights, t, x0.Rank()))

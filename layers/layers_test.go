@@ -245,28 +245,26 @@ func TestInitializers(t *testing.T) {
 		return mean, math.Sqrt(std / float64(len(v))), maxAbs
 	}
 	for _, tc := range []struct{ param, want float64 }{{0, 1}, {0.1, 0.1}} { // param 0: not set.
-		scale := tc.param
 		store := model.NewStore()
 		store.SetParam(model.ParamInitialSeed, int64(5))
-		if scale > 0 {
-			store.RootScope().SetParam(ParamKernelInitScale, scale)
+		if tc.param > 0 {
+			store.RootScope().SetParam(ParamKernelInitScale, tc.param)
 		}
 		scope := store.RootScope().In("model").In("conv")
 		out := model.MustExecOnceN(b, store, func(s *model.Scope, g *graph.Graph) []*graph.Node {
 			shape := shapesMake(3, 3, 64, 32) // fan_in 576, fan_out 288
 			return []*graph.Node{LecunNormal(scope)(g, shape), XavierUniform(scope)(g, shape)}
 		})
-		k := tc.want
 		mean, std, maxAbs := stats(tensors.MustCopyFlatData[float32](out[0]))
-		wantStd := k * math.Sqrt(1.0/576)
+		wantStd := tc.want * math.Sqrt(1.0/576)
 		if math.Abs(mean) > 0.05*wantStd || math.Abs(std/wantStd-1) > 0.03 || maxAbs > 2*wantStd/0.8796+1e-6 {
-			t.Errorf("scale %g: LecunNormal: mean %g, std %g (want %g), max |x| %g (want <= %g)", scale, mean, std,
+			t.Errorf("scale %g: LecunNormal: mean %g, std %g (want %g), max |x| %g (want <= %g)", tc.param, mean, std,
 				wantStd, maxAbs, 2*wantStd/0.8796)
 		}
-		limit := k * math.Sqrt(6.0/(576+288))
+		limit := tc.want * math.Sqrt(6.0/(576+288))
 		mean, std, maxAbs = stats(tensors.MustCopyFlatData[float32](out[1]))
 		if math.Abs(mean) > 0.05*limit || math.Abs(std/(limit/math.Sqrt(3))-1) > 0.03 || maxAbs > limit*(1+1e-6) {
-			t.Errorf("scale %g: XavierUniform: mean %g, std %g (want %g), max |x| %g (want <= %g)", scale, mean, std,
+			t.Errorf("scale %g: XavierUniform: mean %g, std %g (want %g), max |x| %g (want <= %g)", tc.param, mean, std,
 				limit/math.Sqrt(3), maxAbs, limit)
 		}
 	}
