@@ -102,6 +102,7 @@ type Progress struct {
 	lastDraw       time.Time
 	done           bool
 	customInterval bool
+	deadline       time.Time // Zero: none (WithDeadline).
 }
 
 // NewProgress starts a progress report for total steps (total <= 0: unknown,
@@ -187,6 +188,18 @@ func (p *Progress) WithStart(step int) *Progress {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.startStep = step
+	return p
+}
+
+// WithDeadline says that the loop stops at deadline even if total is not reached (a time budget): the
+// ETA is then the sooner of the two. A zero deadline means none. It returns p.
+func (p *Progress) WithDeadline(deadline time.Time) *Progress {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.deadline = deadline
 	return p
 }
 
@@ -341,6 +354,11 @@ func (p *Progress) statsLocked(now time.Time) progressStats {
 		left := max(p.total-p.step, 0)
 		s.eta = time.Duration(float64(left) / s.rate * float64(time.Second))
 		s.hasETA = true
+	}
+	if !p.deadline.IsZero() {
+		if left := max(p.deadline.Sub(now), 0); !s.hasETA || left < s.eta {
+			s.eta, s.hasETA = left, true
+		}
 	}
 	return s
 }

@@ -68,6 +68,35 @@ func TestProgressETA(t *testing.T) {
 	}
 }
 
+// TestProgressDeadline checks that a time budget shortens the ETA when it ends first, and only then.
+func TestProgressDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration // From the start; 0: none.
+		want     time.Duration
+	}{
+		{"no deadline", 0, 240 * time.Second},
+		{"deadline first", 5 * time.Minute, 2 * time.Minute},
+		{"steps first", 10 * time.Minute, 240 * time.Second},
+		{"deadline passed", 2 * time.Minute, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			p := NewProgress(1000, "").WithClock(clock.Now).WithOutput(&bytes.Buffer{}, ProgressLog)
+			if tc.deadline > 0 {
+				p.WithDeadline(clock.Now().Add(tc.deadline))
+			}
+			clock.Advance(time.Minute)
+			p.Update(100)
+			clock.Advance(2 * time.Minute)
+			p.Update(400) // 2.5 it/s, 600 steps left: 240 s without a deadline.
+			if s := p.statsLocked(clock.Now()); !s.hasETA || s.eta != tc.want {
+				t.Errorf("eta %v (hasETA %v), want %v", s.eta, s.hasETA, tc.want)
+			}
+		})
+	}
+}
+
 func TestProgressTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	clock := newFakeClock()

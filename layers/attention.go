@@ -19,6 +19,11 @@ import (
 // attentionCore), so that memory stays bounded at high resolutions: the tutorial's 32x32 attention has
 // batch·heads·1024² weights, 2 GB per layer at batch 64.
 func Attention(scope *model.Scope, x *Node, heads int) *Node {
+	return attention(scope, x, heads, nil)
+}
+
+// attention is Attention with the "out" projection's kernel initializer (nil: XavierUniform).
+func attention(scope *model.Scope, x *Node, heads int, outInitializer model.VariableInitializer) *Node {
 	if x.Rank() != 4 {
 		Panicf("layers.Attention: x must be shaped [batch, height, width, channels], got %s", x.Shape())
 	}
@@ -41,7 +46,10 @@ func Attention(scope *model.Scope, x *Node, heads int) *Node {
 	// [b, h, i, d] -> [b, i, h, d]: the heads' outputs concatenated per position.
 	out = Reshape(TransposeAllAxes(Reshape(out, batch, heads, n, headDim), 0, 2, 1, 3), batch, n, channels)
 	outScope := scope.In("out")
-	out = DenseWithInitializer(outScope, out, channels, true, XavierUniform(outScope))
+	if outInitializer == nil {
+		outInitializer = XavierUniform(outScope)
+	}
+	out = DenseWithInitializer(outScope, out, channels, true, outInitializer)
 	return Reshape(out, batch, height, width, channels)
 }
 

@@ -63,3 +63,56 @@ func AttentionBlock(scope *model.Scope, x *Node, heads, groups int) *Node {
 	att := Attention(scope.In("attention"), x, heads)
 	return Add(GroupNorm(scope.In("norm"), att, groups), x)
 }
+
+// PreNormResnetBlock is the pre-activation ResNet block of DDPM and ADM (Dhariwal & Nichol 2021), used by
+// UNet when UNetConfig.PreNorm is set: h = Conv3x3(SiLU(GroupNorm(x))) ("norm_0", "conv_0"), plus
+// Dense(dim)(silu(timeEmbedding)) ("time") if timeEmbedding is not nil, then Conv3x3(SiLU(GroupNorm(h)))
+// ("norm_1", "conv_1"); it returns skip(x) + h, where skip is the identity if x already has dim channels
+// and a 1x1 convolution ("skip") otherwise.
+//
+// The last convolution starts at zero, so the block starts as its skip connection: the residual stream
+// carries the input through a deep U-Net from the first step, which trains much faster than ResnetBlock's
+// normalized outputs. The input's GroupNorm uses gcd(groups, channels) groups, so that any input width
+// (the stem's, a concatenation) is accepted.
+func PreNormResnetBlock(scope *model.Scope, x, timeEmbedding *Node, dim, groups int) *Node {
+	channels := x.Shape().Dim(-1)
+	h := normSiLU(scope.In("norm_0"), x, groups)
+	h = Conv(scope.In("conv_0"), h).Channels(dim).KernelSize(3).Done()
+	if timeEmbedding != nil {
+		if timeEmbedding.Rank() != 2 || timeEmbedding.Shape().Dim(0) != x.Shape().Dim(0) {
+			Panicf("layers.PreNormResnetBlock: timeEmbedding must be [batch=%d, features], got %s",
+				x.Shape().Dim(0), timeEmbedding.Shape())
+		}
+		temb := Dense(scope.In("time"), siluWithGradient(timeEmbedding), dim, true)
+		h = Add(h, InsertAxes(temb, 1, 1)) // [batch, 1, 1, dim]
+	}
+	h = normSiLU(scope.In("norm_1"), h, groups)
+	h = Conv(scope.In("conv_1"), h).Channels(dim).KernelSize(3).KernelInitializer(ZerosInitializer).Done()
+	skip := x
+	if channels != dim {
+		skip = Conv(scope.In("skip"), x).Channels(dim).KernelSize(1).Done()
+	}
+	return Add(skip, h)
+}
+
+// PreNormAttentionBlock is the pre-activation residual attention step used by UNet when UNetConfig.PreNorm
+// is set: x + Attention(heads)(GroupNorm(groups)(x)), with the attention's "out" projection starting at
+// zero, so that the block starts as the identity. Sub-scopes: "norm" and "attention".
+func PreNormAttentionBlock(scope *model.Scope, x *Node, heads, groups int) *Node {
+	h := GroupNorm(scope.In("norm"), x, gcd(groups, x.Shape().Dim(-1)))
+	return Add(x, attention(scope.In("attention"), h, heads, ZerosInitializer))
+}
+
+// normSiLU is SiLU(GroupNorm(x)) with gcd(groups, channels) groups, the pre-activation of PreNormResnetBlock
+// and of the PreNorm U-Net's output.
+func normSiLU(scope *model.Scope, x *Node, groups int) *Node {
+	return siluWithGradient(GroupNorm(scope, x, gcd(groups, x.Shape().Dim(-1))))
+}
+
+// gcd returns the greatest common divisor of a and b (> 0).
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}

@@ -28,7 +28,10 @@ func TestParameterCounts(t *testing.T) {
 	if got, want := countParams(t, Tutorial()), 12_816_361; got != want {
 		t.Errorf("Tutorial() parameters = %d, want %d (the Flax tutorial's)", got, want)
 	}
-	t.Logf("CPU() parameters: %d", countParams(t, CPU()))
+	// The PyTorch mirror of the pre-activation CPU() network (scripts/bench/pytorch_unet.py) counts the same.
+	if got, want := countParams(t, CPU()), 3_123_097; got != want {
+		t.Errorf("CPU() parameters = %d, want %d (the PyTorch mirror's)", got, want)
+	}
 	t.Logf("Tiny() parameters: %d", countParams(t, Tiny()))
 }
 

@@ -225,7 +225,7 @@ type pytorchResult struct {
 // parsePyTorchLines parses the lines of pytorchScript's output that start with "pytorch ", made of
 // space-separated key=value fields:
 //
-//	pytorch preset=cpu batch=64 train_img_s=45.1 sample_img_s=250.3 params=3199893 threads=2 torch=1.13.1
+//	pytorch preset=cpu batch=64 train_img_s=45.1 sample_img_s=250.3 params=3123097 threads=2 torch=1.13.1
 //
 // preset, batch, train_img_s and sample_img_s are required; unknown keys and other lines are ignored.
 func parsePyTorchLines(out string) ([]pytorchResult, error) {

@@ -10,10 +10,11 @@ that its parameter count equals the Go one, and measures with torch.set_num_thre
 each in images/s over --steps timed steps after one warm-up step, on random inputs (throughput only).
 It prints one line per (preset, batch), parsed by `go run ./scripts/bench --pytorch PYTHON`:
 
-  pytorch preset=cpu batch=64 train_img_s=45.1 sample_img_s=250.3 params=3199893 threads=2 torch=1.13.1
+  pytorch preset=cpu batch=64 train_img_s=45.1 sample_img_s=250.3 params=3123097 threads=2 torch=1.13.1
 
 Differences from the Go model that do not change shapes or FLOPs: NCHW layout instead of NHWC; exact
-SiLU and tanh-GELU instead of rational approximations; default PyTorch initialisation.
+SiLU and tanh-GELU instead of rational approximations; default PyTorch initialisation (but
+the same zero-initialized branch ends for the pre-activation `cpu` preset, UNetConfig.PreNorm).
 
 Needs Debian's PyTorch (apt-get install python3-torch) with OpenBLAS (apt-get install libopenblas0-pthread;
 without it libblas.so.3 is the much slower reference BLAS, and the script warns); run from the repository root:
@@ -43,7 +44,8 @@ PRESETS = {
     "cpu": (16, (1, 2, 4, 8), (8, 4), 8, 4),
     "tiny": (8, (1, 2), (16,), 4, 2),
 }
-GO_PARAMS = {"tutorial": 12_816_361, "cpu": 3_199_893, "tiny": 52_857}  # Asserted by the Go tests.
+PRENORM = {"cpu"}  # Presets with UNetConfig.PreNorm: pre-activation blocks, zero-initialized branch ends.
+GO_PARAMS = {"tutorial": 12_816_361, "cpu": 3_123_097, "tiny": 52_857}  # Asserted by the Go tests.
 
 
 class Block(nn.Module):
@@ -82,14 +84,57 @@ class AttentionBlock(nn.Module):
         self.out = nn.Linear(c, c)
         self.norm = nn.GroupNorm(groups, c, eps=GROUP_NORM_EPS)
 
-    def forward(self, x):
+    def attend(self, x):
         b, c, h, w = x.shape
         n, hd = h * w, c // self.heads
         tokens = x.flatten(2).transpose(1, 2)  # [b, n, c]
         q, k, v = self.qkv(tokens).reshape(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)  # [b, heads, n, hd]
         weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd), dim=-1)
         att = self.out((weights @ v).transpose(1, 2).reshape(b, n, c))
-        return self.norm(att.transpose(1, 2).reshape(b, c, h, w)) + x
+        return att.transpose(1, 2).reshape(b, c, h, w)
+
+    def forward(self, x):
+        return self.norm(self.attend(x)) + x
+
+
+def group_norm(channels, groups):
+    """GroupNorm with gcd(groups, channels) groups, as the Go pre-activation blocks (layers.normSiLU)."""
+    return nn.GroupNorm(math.gcd(groups, channels), channels, eps=GROUP_NORM_EPS)
+
+
+def zero_(layer):
+    """Zeroes a layer's weight and bias (the Go ZerosInitializer) and returns the layer."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class PreNormResnetBlock(nn.Module):
+    """layers.PreNormResnetBlock: conv(silu(norm(x))) + Dense(silu(temb)), conv(silu(norm(h))) (zero init),
+    plus x, or a 1x1 conv of x when the width changes."""
+
+    def __init__(self, cin, dim, groups, tdim):
+        super().__init__()
+        self.norm0, self.conv0 = group_norm(cin, groups), nn.Conv2d(cin, dim, 3, padding=1)
+        self.time = nn.Linear(tdim, dim)
+        self.norm1, self.conv1 = group_norm(dim, groups), zero_(nn.Conv2d(dim, dim, 3, padding=1))
+        self.skip = nn.Identity() if cin == dim else nn.Conv2d(cin, dim, 1)
+
+    def forward(self, x, temb):
+        h = self.conv0(F.silu(self.norm0(x))) + self.time(F.silu(temb))[:, :, None, None]
+        return self.skip(x) + self.conv1(F.silu(self.norm1(h)))
+
+
+class PreNormAttentionBlock(AttentionBlock):
+    """layers.PreNormAttentionBlock: x + Attention(GroupNorm(x)), the out projection zero-initialized."""
+
+    def __init__(self, c, heads, groups):
+        super().__init__(c, heads, groups)
+        zero_(self.out)
+        self.norm = group_norm(c, groups)
+
+    def forward(self, x):
+        return x + self.attend(self.norm(x))
 
 
 class TimeEmbedding(nn.Module):
@@ -116,29 +161,33 @@ class UNet(nn.Module):
         widths = [base * m for m in mults]
         levels, tdim = len(widths), 4 * base
         has_attn = [IMAGE_SIZE >> i in attn_res for i in range(levels)]
+        prenorm = preset in PRENORM
+        resnet, attention = (PreNormResnetBlock, PreNormAttentionBlock) if prenorm else (ResnetBlock, AttentionBlock)
         self.stem = nn.Conv2d(CHANNELS, base // 3 * 2, 7, padding=3)
         self.time_embedding = TimeEmbedding(base)
         self.down, cin = nn.ModuleList(), base // 3 * 2
         for i, w in enumerate(widths):
-            m = nn.ModuleList([ResnetBlock(cin, w, groups, tdim), ResnetBlock(w, w, groups, tdim)])
-            m.append(AttentionBlock(w, heads, groups) if has_attn[i] else nn.Identity())
+            m = nn.ModuleList([resnet(cin, w, groups, tdim), resnet(w, w, groups, tdim)])
+            m.append(attention(w, heads, groups) if has_attn[i] else nn.Identity())
             m.append(nn.Conv2d(w, w, 4, stride=2, padding=1) if i != levels - 1 else nn.Identity())
             self.down.append(m)
             cin = w
         w = widths[-1]
-        self.mid0, self.mid_attn, self.mid1 = (ResnetBlock(w, w, groups, tdim), AttentionBlock(w, heads, groups),
-                                               ResnetBlock(w, w, groups, tdim))
+        self.mid0, self.mid_attn, self.mid1 = (resnet(w, w, groups, tdim), attention(w, heads, groups),
+                                               resnet(w, w, groups, tdim))
         self.up = nn.ModuleList()
         for j in range(levels):
             i = levels - 1 - j
             w = widths[i]
-            m = nn.ModuleList([ResnetBlock(w + cin, w, groups, tdim), ResnetBlock(w, w, groups, tdim)])
-            m.append(AttentionBlock(w, heads, groups) if has_attn[i] else nn.Identity())
+            m = nn.ModuleList([resnet(w + cin, w, groups, tdim), resnet(w, w, groups, tdim)])
+            m.append(attention(w, heads, groups) if has_attn[i] else nn.Identity())
             m.append(nn.ConvTranspose2d(w, w, 4, stride=2, padding=1) if j != levels - 1 else nn.Identity())
             self.up.append(m)
             cin = w
-        self.final = ResnetBlock(widths[0], widths[0], groups, tdim)
+        self.final = resnet(widths[0], widths[0], groups, tdim)
         self.output = nn.Conv2d(widths[0], CHANNELS, 1)
+        if prenorm:  # GroupNorm and SiLU before the output convolution, which starts at zero.
+            self.output = nn.Sequential(group_norm(widths[0], groups), nn.SiLU(), zero_(self.output))
 
     def forward(self, x, t):
         temb = self.time_embedding(t)

@@ -43,6 +43,7 @@ type options struct {
 	resume                      bool
 	ddpmSamples, ddimSamples    int
 	ddimSteps                   int
+	ddimEta                     float64
 
 	// set holds the flags given on the command line.
 	set map[string]bool
@@ -84,6 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.ddpmSamples, "ddpm-samples", 8, "images drawn with DDPM at the end (0: none)")
 	fs.IntVar(&o.ddimSamples, "ddim-samples", 64, "images drawn with DDIM at the end (0: none)")
 	fs.IntVar(&o.ddimSteps, "ddim-steps", diffusion.DefaultDDIMSteps, "DDIM steps for the final samples")
+	fs.Float64Var(&o.ddimEta, "ddim-eta", 0, "DDIM eta in [0, 1] for the final samples: 0 deterministic, 1 DDPM-like noise")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -114,6 +116,7 @@ func (o *options) validate() error {
 	check(o.logEvery >= 1, "--log-every=%d: must be >= 1", o.logEvery)
 	check(o.ddpmSamples >= 0 && o.ddimSamples >= 0, "--ddpm-samples and --ddim-samples must be >= 0")
 	check(o.ddimSteps >= 1 && o.ddimSteps <= o.T, "--ddim-steps=%d: must lie in [1, T=%d]", o.ddimSteps, o.T)
+	check(o.ddimEta >= 0 && o.ddimEta <= 1, "--ddim-eta=%g: must lie in [0, 1]", o.ddimEta)
 	check(o.out != "", "--out must not be empty")
 	return c.Err()
 }
@@ -185,14 +188,14 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 		return writeLosses(o.out, history)
 	}
 
-	progress := kernel.NewProgress(int(total), "train").WithOutput(stderr, kernel.ProgressAuto).
-		WithItems(meta.BatchSize, "img").WithStart(int(meta.Step))
-	epochSum, epochCount := epochLossSoFar(history, batcher.Position().Epoch)
-	lastSaved := meta.Step
 	var deadline time.Time
 	if o.minutes > 0 {
 		deadline = time.Now().Add(time.Duration(o.minutes * float64(time.Minute)))
 	}
+	progress := kernel.NewProgress(int(total), "train").WithOutput(stderr, kernel.ProgressAuto).
+		WithItems(meta.BatchSize, "img").WithStart(int(meta.Step)).WithDeadline(deadline)
+	epochSum, epochCount := epochLossSoFar(history, batcher.Position().Epoch)
+	lastSaved := meta.Step
 	for step := meta.Step; step < total; step = trainer.GlobalStep() {
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			progress.Printf("Time budget of %g minutes reached after %d steps (continue with --resume --out %s)", o.minutes, step, o.out)
@@ -401,7 +404,7 @@ func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *expe
 	}{
 		// x0 clipped as diffusers does by default: an undertrained model's deterministic DDIM
 		// trajectory otherwise amplifies its errors where ᾱ is tiny (scaled-linear: 4e-5 at T-1).
-		{"ddim", o.ddimSamples, diffusion.DDIM{Steps: o.ddimSteps, Clip: true}, 1},
+		{"ddim", o.ddimSamples, diffusion.DDIM{Steps: o.ddimSteps, Eta: o.ddimEta, Clip: true}, 1},
 		{"ddpm", o.ddpmSamples, diffusion.DDPM{Clip: true}, max(1, meta.T/25)},
 	}
 	for _, r := range runs {
