@@ -44,17 +44,25 @@ func siluWithGradient(x *Node) *Node {
 // Sub-scopes: "block_0", "time", "block_1", "residual".
 func ResnetBlock(scope *model.Scope, x, timeEmbedding *Node, dim, groups int) *Node {
 	h := Block(scope.In("block_0"), x, dim, groups)
-	if timeEmbedding != nil {
-		if timeEmbedding.Rank() != 2 || timeEmbedding.Shape().Dim(0) != x.Shape().Dim(0) {
-			Panicf("layers.ResnetBlock: timeEmbedding must be [batch=%d, features], got %s",
-				x.Shape().Dim(0), timeEmbedding.Shape())
-		}
-		temb := Dense(scope.In("time"), siluWithGradient(timeEmbedding), dim, true)
-		h = Add(h, InsertAxes(temb, 1, 1)) // [batch, 1, 1, dim]
-	}
+	h = addTimeEmbedding(scope.In("time"), h, timeEmbedding, "ResnetBlock")
 	h = Block(scope.In("block_1"), h, dim, groups)
 	residual := Conv(scope.In("residual"), x).Channels(dim).KernelSize(1).Done()
 	return Add(h, residual)
+}
+
+// addTimeEmbedding returns h [batch, height, width, dim] plus Dense(dim)(silu(timeEmbedding)) broadcast over
+// height and width, with the Dense in scope; h itself if timeEmbedding is nil. It panics, naming block, if
+// timeEmbedding is not [batch, features].
+func addTimeEmbedding(scope *model.Scope, h, timeEmbedding *Node, block string) *Node {
+	if timeEmbedding == nil {
+		return h
+	}
+	if timeEmbedding.Rank() != 2 || timeEmbedding.Shape().Dim(0) != h.Shape().Dim(0) {
+		Panicf("layers.%s: timeEmbedding must be [batch=%d, features], got %s",
+			block, h.Shape().Dim(0), timeEmbedding.Shape())
+	}
+	temb := Dense(scope, siluWithGradient(timeEmbedding), h.Shape().Dim(-1), true)
+	return Add(h, InsertAxes(temb, 1, 1)) // [batch, 1, 1, dim]
 }
 
 // AttentionBlock is the tutorial's residual attention step: x + GroupNorm(groups)(Attention(heads)(x)).
@@ -78,14 +86,7 @@ func PreNormResnetBlock(scope *model.Scope, x, timeEmbedding *Node, dim, groups 
 	channels := x.Shape().Dim(-1)
 	h := normSiLU(scope.In("norm_0"), x, groups)
 	h = Conv(scope.In("conv_0"), h).Channels(dim).KernelSize(3).Done()
-	if timeEmbedding != nil {
-		if timeEmbedding.Rank() != 2 || timeEmbedding.Shape().Dim(0) != x.Shape().Dim(0) {
-			Panicf("layers.PreNormResnetBlock: timeEmbedding must be [batch=%d, features], got %s",
-				x.Shape().Dim(0), timeEmbedding.Shape())
-		}
-		temb := Dense(scope.In("time"), siluWithGradient(timeEmbedding), dim, true)
-		h = Add(h, InsertAxes(temb, 1, 1)) // [batch, 1, 1, dim]
-	}
+	h = addTimeEmbedding(scope.In("time"), h, timeEmbedding, "PreNormResnetBlock")
 	h = normSiLU(scope.In("norm_1"), h, groups)
 	h = Conv(scope.In("conv_1"), h).Channels(dim).KernelSize(3).KernelInitializer(ZerosInitializer).Done()
 	skip := x

@@ -128,7 +128,7 @@ func (c *ConvBuilder) NoBias() *ConvBuilder {
 	return c
 }
 
-// KernelInitializer replaces the kernel initializer (default LecunNormal).
+// KernelInitializer replaces the kernel initializer (default LecunNormal; nil keeps the default).
 func (c *ConvBuilder) KernelInitializer(initializer model.VariableInitializer) *ConvBuilder {
 	c.kernelInitializer = initializer
 	return c

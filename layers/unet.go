@@ -293,15 +293,13 @@ func UNet(scope *model.Scope, x, t *Node, cfg UNetConfig) *Node {
 	}
 
 	h = resnet(scope.In("final"), h, temb, widths[0], groups)
+	var outputInit model.VariableInitializer // nil: Conv's default.
 	if cfg.PreNorm {
 		h = normSiLU(scope.In("output_norm"), h, groups)
+		outputInit = ZerosInitializer
 	}
 	p := cfg.Patch()
-	output := Conv(scope.In("output"), h).Channels(channels * p * p).KernelSize(1)
-	if cfg.PreNorm {
-		output.KernelInitializer(ZerosInitializer)
-	}
-	h = output.Done()
+	h = Conv(scope.In("output"), h).Channels(channels * p * p).KernelSize(1).KernelInitializer(outputInit).Done()
 	if p > 1 {
 		return DepthToSpace(h, p)
 	}
