@@ -57,7 +57,7 @@ const (
 	defaultPreset  = "cpu"
 	defaultSteps   = 3000
 	defaultMinutes = 10.0
-	defaultBatch   = 32
+	defaultBatch   = 16
 	defaultEMA     = 0.999
 )
 
