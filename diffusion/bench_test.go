@@ -34,7 +34,7 @@ var benchPresets = []struct {
 	batch []int
 }{
 	{"tiny", layers.Tiny, []int{64}},
-	{"cpu", layers.CPU, []int{1, 64}},
+	{"cpu", layers.CPU, []int{1, 16, 64}},
 }
 
 func BenchmarkTrainStep(b *testing.B) {
@@ -47,7 +47,8 @@ func BenchmarkTrainStep(b *testing.B) {
 		for _, batch := range p.batch {
 			b.Run(fmt.Sprintf("%s/batch=%d", p.name, batch), func(b *testing.B) {
 				cfg := p.cfg()
-				tr, err := diffusion.NewTrainer(be, model.NewStore(), s, experiment.Denoiser(cfg), diffusion.TrainConfig{Seed: 1})
+				// With the moving average of the weights, as scripts/train by default (batch 16 is its default).
+				tr, err := diffusion.NewTrainer(be, model.NewStore(), s, experiment.Denoiser(cfg), diffusion.TrainConfig{Seed: 1, EMADecay: 0.999})
 				if err != nil {
 					b.Fatal(err)
 				}
