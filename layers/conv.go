@@ -282,7 +282,7 @@ func conv2DStride1(x, kernel, bias *Node, padLow, padHigh [2]int) *Node {
 		})
 		kernelMatrix = Concatenate([]*Node{kernelMatrix, Reshape(biasIn, 1, cout)}, 0)
 	}
-	out := Dot(flat, kernelMatrix).Product()
+	out := patchesTimesKernel(flat, kernelMatrix)
 	out = Reshape(out, batch, outH, outW, cout)
 	if bias != nil && !fuseBias {
 		out = Add(out, ExpandLeftToRank(bias, 4))
@@ -315,7 +315,7 @@ func conv2DNoGrad(x, kernel *Node, padLow, padHigh [2]int) *Node {
 	kh, kw, cin, cout := kdims[0], kdims[1], kdims[2], kdims[3]
 	patches := Im2Col(x, kh, kw, 1, padLow, padHigh)
 	pdims := patches.Shape().Dimensions
-	out := Dot(Reshape(patches, -1, kh*kw*cin), Reshape(kernel, kh*kw*cin, cout)).Product()
+	out := patchesTimesKernel(Reshape(patches, -1, kh*kw*cin), Reshape(kernel, kh*kw*cin, cout))
 	return Reshape(out, pdims[0], pdims[1], pdims[2], cout)
 }
 

@@ -24,6 +24,7 @@ func TestConv2DForward(t *testing.T) {
 		{"4x4 stride 2 pad 1 (32->16)", 32, 2, 3, 4, 2, 1, 1, 1, 1, 16},
 		{"3x3 valid", 6, 2, 2, 3, 1, 0, 0, 0, 0, 4},
 		{"asymmetric pad", 7, 2, 2, 4, 1, 1, 2, 2, 1, 7},
+		{"3x3 16->16 on 48x48 (patchesTimesKernel swaps)", 48, 16, 16, 3, 1, 1, 1, 1, 1, 48},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := randNHWC(rng, 2, tc.size, tc.size, tc.cin)
@@ -141,6 +142,7 @@ func TestConv2DGradients(t *testing.T) {
 		{"3x3 pad 1", 5, 2, 3, 3, 1, 1},
 		{"7x7 pad 3", 6, 1, 2, 7, 1, 3},
 		{"4x4 stride 2 pad 1", 8, 2, 3, 4, 2, 1},
+		{"3x3 16->16 on 48x48 (swapped products)", 48, 16, 16, 3, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := randNHWC(rng, 2, tc.size, tc.size, tc.cin)

@@ -57,3 +57,19 @@ func contractRows(a, b *Node) *Node {
 func transpose2D(x *Node) *Node {
 	return TransposeAllAxes(x, 1, 0)
 }
+
+// patchesTimesKernel returns patches·kernel for patches [P, K] and kernel [K, N], without gradients of its
+// own (callers write them). The pure Go backend's large matmul packs its left operand and computes 4 rows by
+// 32 columns at a time: for N <= 16 half of that is idle while the big patch matrix is packed. For such
+// narrow products that are large enough for that kernel (P·K·N >= 8 M) and long enough in K (>= 128), the
+// product is computed as (kernelᵀ·patchesᵀ)ᵀ: a native layout ([N, K] by [P, K], contracting the last axes)
+// with the small kernel on the left, and the [N, P] result transposed. Measured on 2 cores (K 145, N 16):
+// 2.4 ms against 3.5 for P 8192, 1.5 against 2.5 for P 4096; smaller products and short K (the 7x7 stem
+// on one channel, K 50) are slower that way (P 1024: 5.1 ms against 2.1), so they keep the plain product.
+func patchesTimesKernel(patches, kernel *Node) *Node {
+	p, k, n := patches.Shape().Dim(0), kernel.Shape().Dim(0), kernel.Shape().Dim(1)
+	if n > 16 || k < 128 || p*k*n < 8<<20 {
+		return Dot(patches, kernel).Product()
+	}
+	return transpose2D(DotGeneral(transpose2D(kernel), []int{1}, nil, patches, []int{1}, nil))
+}
