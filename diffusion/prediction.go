@@ -22,21 +22,27 @@ const (
 	// At high noise it predicts the image itself, so samples get clean backgrounds much earlier in
 	// training.
 	PredictV Prediction = "v"
+
+	// PredictX0 trains the denoiser to output the clean image x₀ itself: x̂₀ is the output and
+	// ε̂ = (x_t - a x̂₀) / b (b >= √β₁ > 0). Its plain loss weighs every step's x₀ error equally, where
+	// ε weighs it by the SNR and v by SNR + 1: the high-noise steps that lay out the digit's shape count
+	// most, which draws recognisable shapes earliest in training.
+	PredictX0 Prediction = "x0"
 )
 
 // Predictions lists the valid Prediction values.
-var Predictions = []Prediction{PredictEpsilon, PredictV}
+var Predictions = []Prediction{PredictEpsilon, PredictV, PredictX0}
 
-// ParsePrediction returns the Prediction of a name ("epsilon" or "v"); "" is PredictEpsilon, the
-// value of checkpoints written before the choice existed.
+// ParsePrediction returns the Prediction of a name ("epsilon", "v" or "x0"); "" is PredictEpsilon,
+// the value of checkpoints written before the choice existed.
 func ParsePrediction(name string) (Prediction, error) {
 	switch p := Prediction(name); p {
 	case "":
 		return PredictEpsilon, nil
-	case PredictEpsilon, PredictV:
+	case PredictEpsilon, PredictV, PredictX0:
 		return p, nil
 	}
-	return "", fmt.Errorf("unknown prediction %q: use %q or %q", name, PredictEpsilon, PredictV)
+	return "", fmt.Errorf("unknown prediction %q: use %q, %q or %q", name, PredictEpsilon, PredictV, PredictX0)
 }
 
 // orDefault returns p, or PredictEpsilon if p is empty.
@@ -50,8 +56,11 @@ func (p Prediction) orDefault() Prediction {
 // Target returns what the denoiser should output for clean images x0 and noise eps, given the
 // per-example coefficients a = √ᾱ_t and b = √(1 - ᾱ_t) (broadcastable to x0).
 func (p Prediction) Target(x0, eps, a, b *Node) *Node {
-	if p.orDefault() == PredictV {
+	switch p.orDefault() {
+	case PredictV:
 		return Sub(Mul(a, eps), Mul(b, x0))
+	case PredictX0:
+		return x0
 	}
 	return eps
 }
@@ -59,8 +68,11 @@ func (p Prediction) Target(x0, eps, a, b *Node) *Node {
 // Estimates converts the denoiser's output at x_t into the estimates of the clean image x̂₀ and
 // of the noise ε̂, with a = √ᾱ_t and b = √(1 - ᾱ_t) as in Target.
 func (p Prediction) Estimates(out, xt, a, b *Node) (x0, eps *Node) {
-	if p.orDefault() == PredictV {
+	switch p.orDefault() {
+	case PredictV:
 		return Sub(Mul(a, xt), Mul(b, out)), Add(Mul(b, xt), Mul(a, out))
+	case PredictX0:
+		return out, Div(Sub(xt, Mul(a, out)), b)
 	}
 	return Div(Sub(xt, Mul(b, out)), a), out
 }

@@ -48,7 +48,7 @@ func TestParsePrediction(t *testing.T) {
 		name string
 		want Prediction
 		err  bool
-	}{{"", PredictEpsilon, false}, {"epsilon", PredictEpsilon, false}, {"v", PredictV, false}, {"x0", "", true}} {
+	}{{"", PredictEpsilon, false}, {"epsilon", PredictEpsilon, false}, {"v", PredictV, false}, {"x0", PredictX0, false}, {"x_0", "", true}, {"sample", "", true}} {
 		got, err := ParsePrediction(tc.name)
 		if got != tc.want || (err != nil) != tc.err {
 			t.Errorf("ParsePrediction(%q) = %q, %v; want %q, error %v", tc.name, got, err, tc.want, tc.err)
@@ -61,8 +61,44 @@ func TestParsePrediction(t *testing.T) {
 func TestGeneratorRejectsUnknownPrediction(t *testing.T) {
 	s, _ := ScheduleByName(ScheduleLinear, 20)
 	gen := NewGenerator(testBackend(), model.NewStore(), s, gaussianDenoiser(s, 0.3), 4, 4, 1)
-	gen.Prediction = "x0"
+	gen.Prediction = "sample"
 	if _, err := gen.Sample(DDIM{Steps: 5}, SampleOptions{N: 2, Seed: 1}); err == nil || !strings.Contains(err.Error(), "unknown prediction") {
-		t.Fatalf("Sample with prediction x0: error %v, want one naming the unknown prediction", err)
+		t.Fatalf("Sample with prediction \"sample\": error %v, want one naming the unknown prediction", err)
+	}
+}
+
+// TestSamplersAgreeAcrossPredictions: a denoiser that outputs the exact ε of gaussianDenoiser in the form
+// of each prediction (its target for the x̂₀ implied by that ε) samples the same images as the ε denoiser,
+// with DDIM (eta 0 and 1) and DDPM, from the same seed.
+func TestSamplersAgreeAcrossPredictions(t *testing.T) {
+	s, _ := ScheduleByName(ScheduleLinear, 20)
+	eps := gaussianDenoiser(s, 0.3)
+	as := func(pred Prediction) Denoiser {
+		return func(scope *model.Scope, x, tt *Node) *Node {
+			a := gatherPerExample(s.SqrtAlphaBars, tt, x.Rank())
+			b := gatherPerExample(s.SqrtOneMinusABar, tt, x.Rank())
+			e := eps(scope, x, tt)
+			return pred.Target(Div(Sub(x, Mul(b, e)), a), e, a, b)
+		}
+	}
+	sample := func(pred Prediction, smp Sampler) []float32 {
+		gen := NewGenerator(testBackend(), model.NewStore(), s, as(pred), 4, 4, 1)
+		gen.Prediction = pred
+		res, err := gen.Sample(smp, SampleOptions{N: 3, Seed: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float32](res.Images)
+	}
+	for _, smp := range []Sampler{DDIM{Steps: 5}, DDIM{Steps: 5, Eta: 1}, DDPM{}} {
+		want := sample(PredictEpsilon, smp)
+		for _, pred := range Predictions {
+			got := sample(pred, smp)
+			for i := range want {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*max(1, math.Abs(float64(want[i]))) {
+					t.Fatalf("%s, %s: image value %d = %g, the ε denoiser's %g", smp, pred, i, got[i], want[i])
+				}
+			}
+		}
 	}
 }

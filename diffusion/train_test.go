@@ -306,7 +306,7 @@ func maxAbsDiff(a []float32, b []float64) float64 {
 	return m
 }
 
-// TestMinSNRWeights checks the weights of both objectives against their definition, and the weighted
+// TestMinSNRWeights checks the weights of every objective against their definition, and the weighted
 // loss against a host computation of mean(w[t] (target - output)²).
 func TestMinSNRWeights(t *testing.T) {
 	s, _ := ScheduleByName(ScheduleCosine, 50)
@@ -317,8 +317,11 @@ func TestMinSNRWeights(t *testing.T) {
 		for i, ab := range s.AlphaBars {
 			snr := ab / (1 - ab)
 			want := 1.0 // min(SNR, γ) / SNR for ε ...
-			if pred == PredictV {
-				want = snr / (snr + 1) // ... min(SNR, γ) / (SNR + 1) for v.
+			switch pred {
+			case PredictV:
+				want = snr / (snr + 1) // ... min(SNR, γ) / (SNR + 1) for v ...
+			case PredictX0:
+				want = snr // ... min(SNR, γ) for x₀.
 			}
 			if snr > gamma {
 				want *= gamma / snr
@@ -326,7 +329,7 @@ func TestMinSNRWeights(t *testing.T) {
 			} else {
 				sawBoth[1] = true
 			}
-			if math.Abs(w[i]-want) > 1e-12 || w[i] <= 0 || w[i] > 1 {
+			if math.Abs(w[i]-want) > 1e-12*max(1, want) || w[i] <= 0 || w[i] > max(1, gamma) {
 				t.Fatalf("%s: w[%d] = %g, want %g (SNR %g)", pred, i, w[i], want, snr)
 			}
 		}
@@ -348,8 +351,11 @@ func TestMinSNRWeights(t *testing.T) {
 			a, b := s.SqrtAlphaBars[ts[i]], s.SqrtOneMinusABar[ts[i]]
 			xt := a*float64(x0[i]) + b*float64(eps[i])
 			target := float64(eps[i])
-			if pred == PredictV {
+			switch pred {
+			case PredictV:
 				target = a*float64(eps[i]) - b*float64(x0[i])
+			case PredictX0:
+				target = float64(x0[i])
 			}
 			d := target - 0.5*xt
 			want += w[ts[i]] * d * d / 4

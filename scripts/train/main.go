@@ -73,7 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.batch, "batch", defaultBatch, "batch size")
 	fs.Float64Var(&o.lr, "lr", 0, "Adam learning rate (0: the preset's default)")
 	fs.Float64Var(&o.ema, "ema", defaultEMA, "decay of the moving average of the weights used for sampling (0: sample from the raw weights)")
-	fs.StringVar(&o.prediction, "prediction", string(diffusion.PredictV), "what the U-Net learns to output: v (velocity; clean samples much earlier in training) or epsilon (the noise, as the tutorial)")
+	fs.StringVar(&o.prediction, "prediction", string(diffusion.PredictX0), "what the U-Net learns to output: x0 (the clean image; "+
+		"recognisable shapes earliest in training), v (velocity) or epsilon (the noise, as the tutorial)")
 	fs.Float64Var(&o.minSNR, "min-snr", 0, "Min-SNR-gamma loss weighting: gamma, e.g. 5 (0: the tutorial's unweighted loss)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed for initialisation, data order, timesteps and noise")
 	fs.StringVar(&o.out, "out", "runs/train", "output folder: checkpoints, loss log and pictures")
@@ -110,7 +111,8 @@ func (o *options) validate() error {
 	check(o.ema >= 0 && o.ema < 1, "--ema=%g: must lie in [0, 1)", o.ema)
 	check(o.minSNR >= 0 && o.minSNR <= 1e6, "--min-snr=%g: must lie in [0, 1e6]", o.minSNR)
 	p, err := diffusion.ParsePrediction(o.prediction)
-	check(err == nil && string(p) == o.prediction, "--prediction=%q: use %q or %q", o.prediction, diffusion.PredictV, diffusion.PredictEpsilon)
+	check(err == nil && string(p) == o.prediction, "--prediction=%q: use %q, %q or %q", o.prediction,
+		diffusion.PredictX0, diffusion.PredictV, diffusion.PredictEpsilon)
 	check(o.ckptEvery >= 1, "--ckpt-every=%d: must be >= 1", o.ckptEvery)
 	check(o.keep >= 1, "--keep=%d: must be >= 1", o.keep)
 	check(o.logEvery >= 1, "--log-every=%d: must be >= 1", o.logEvery)

@@ -168,7 +168,7 @@ func TestFlagValidation(t *testing.T) {
 		{"--ddim-eta", "NaN"},
 		{"--keep", "0"},
 		{"--minutes", "-1"},
-		{"--prediction", "x0"},
+		{"--prediction", "x_0"},
 		{"--prediction", ""},
 		{"--no-such-flag"},
 		{"extra-argument"},
