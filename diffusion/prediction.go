@@ -2,6 +2,7 @@ package diffusion
 
 import (
 	"fmt"
+	"slices"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
 )
@@ -36,13 +37,14 @@ var Predictions = []Prediction{PredictEpsilon, PredictV, PredictX0}
 // ParsePrediction returns the Prediction of a name ("epsilon", "v" or "x0"); "" is PredictEpsilon,
 // the value of checkpoints written before the choice existed.
 func ParsePrediction(name string) (Prediction, error) {
-	switch p := Prediction(name); p {
-	case "":
+	p := Prediction(name)
+	if p == "" {
 		return PredictEpsilon, nil
-	case PredictEpsilon, PredictV, PredictX0:
+	}
+	if slices.Contains(Predictions, p) {
 		return p, nil
 	}
-	return "", fmt.Errorf("unknown prediction %q: use %q, %q or %q", name, PredictEpsilon, PredictV, PredictX0)
+	return "", fmt.Errorf("unknown prediction %q: use one of %q", name, Predictions)
 }
 
 // orDefault returns p, or PredictEpsilon if p is empty.

@@ -77,8 +77,8 @@ func WeightedLoss(scope *model.Scope, s *Schedule, denoise Denoiser, pred Predic
 // MinSNRWeights returns the Min-SNR-γ loss weights (Hang et al. 2023, "Efficient Diffusion Training
 // via Min-SNR Weighting Strategy") for the objective of pred, with SNR_t = ᾱ_t / (1 - ᾱ_t): the
 // x₀-error weight min(SNR_t, γ) expressed in the ε loss, min(SNR_t, γ) / SNR_t, in the v loss,
-// min(SNR_t, γ) / (SNR_t + 1), or, for x₀ prediction, itself. Low-noise steps, whose error is cheap to reduce and matters little for
-// samples, are down-weighted.
+// min(SNR_t, γ) / (SNR_t + 1), or, for x₀ prediction, itself. Low-noise steps, whose error is cheap
+// to reduce and matters little for samples, are down-weighted.
 func MinSNRWeights(s *Schedule, gamma float64, pred Prediction) []float64 {
 	w := make([]float64, s.T)
 	for i, ab := range s.AlphaBars {

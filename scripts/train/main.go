@@ -111,8 +111,7 @@ func (o *options) validate() error {
 	check(o.ema >= 0 && o.ema < 1, "--ema=%g: must lie in [0, 1)", o.ema)
 	check(o.minSNR >= 0 && o.minSNR <= 1e6, "--min-snr=%g: must lie in [0, 1e6]", o.minSNR)
 	p, err := diffusion.ParsePrediction(o.prediction)
-	check(err == nil && string(p) == o.prediction, "--prediction=%q: use %q, %q or %q", o.prediction,
-		diffusion.PredictX0, diffusion.PredictV, diffusion.PredictEpsilon)
+	check(err == nil && string(p) == o.prediction, "--prediction=%q: use one of %q", o.prediction, diffusion.Predictions)
 	check(o.ckptEvery >= 1, "--ckpt-every=%d: must be >= 1", o.ckptEvery)
 	check(o.keep >= 1, "--keep=%d: must be >= 1", o.keep)
 	check(o.logEvery >= 1, "--log-every=%d: must be >= 1", o.logEvery)
