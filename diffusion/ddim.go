@@ -14,23 +14,65 @@ const DefaultDDIMSteps = 10
 //	σ = η sqrt((1 - ᾱ_prev)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_prev),
 //
 // where ᾱ is the cumulative product (the tutorial wrongly used the per-step α).
-// η = 0 is deterministic; η = 1 matches DDPM's posterior noise. Timesteps use trailing
-// spacing: they start at T-1, and the last step goes to ᾱ_prev = 1, returning x̂_0.
+// η = 0 is deterministic; η = 1 matches DDPM's posterior noise. The S timesteps start at
+// T-1 (see Spacing), and the last step goes to ᾱ_prev = 1, returning x̂_0.
 type DDIM struct {
-	Steps int     // S, the number of denoiser calls; 0 means DefaultDDIMSteps.
-	Eta   float64 // η in [0, 1].
-	Clip  bool    // Clamp x̂_0 to [-1, 1].
+	Steps   int     // S, the number of denoiser calls; 0 means DefaultDDIMSteps.
+	Eta     float64 // η in [0, 1].
+	Clip    bool    // Clamp x̂_0 to [-1, 1].
+	Spacing Spacing // Which S of the T timesteps; "" means DefaultSpacing.
 }
 
-// DDIMTimesteps returns the trailing-spaced subsequence of S timesteps of a T-step schedule,
-// in decreasing order: round(T - i·T/S) - 1 for i = 0..S-1 (so it starts at T-1).
-func DDIMTimesteps(T, S int) ([]int, error) {
+// Spacing names a way of choosing S of a schedule's T timesteps, as diffusers'
+// timestep_spacing does. Both start at T-1.
+type Spacing string
+
+const (
+	// SpacingLinspace spreads the S steps evenly over [0, T-1], both ends included:
+	// round(i·(T-1)/(S-1)), so the last denoiser call sees t = 0.
+	SpacingLinspace Spacing = "linspace"
+	// SpacingTrailing steps back by T/S from T-1: round(T - i·T/S) - 1, so the last call
+	// sees t = T/S - 1 and its x̂_0 is the output.
+	SpacingTrailing Spacing = "trailing"
+	// DefaultSpacing is the spacing of DDIM{} (see the README's sampler measurements).
+	DefaultSpacing = SpacingLinspace
+)
+
+// Spacings lists the accepted Spacing values.
+var Spacings = []Spacing{SpacingLinspace, SpacingTrailing}
+
+// ParseSpacing returns the Spacing named name ("" gives DefaultSpacing).
+func ParseSpacing(name string) (Spacing, error) {
+	if name == "" {
+		return DefaultSpacing, nil
+	}
+	for _, sp := range Spacings {
+		if Spacing(name) == sp {
+			return sp, nil
+		}
+	}
+	return "", fmt.Errorf("DDIM spacing %q: use one of %v", name, Spacings)
+}
+
+// DDIMTimesteps returns S of a T-step schedule's timesteps chosen by spacing ("" means
+// DefaultSpacing), in decreasing order from T-1.
+func DDIMTimesteps(T, S int, spacing Spacing) ([]int, error) {
 	if S < 1 || S > T {
 		return nil, fmt.Errorf("DDIM steps = %d: must lie in [1, %d] (the schedule's T)", S, T)
 	}
+	spacing, err := ParseSpacing(string(spacing))
+	if err != nil {
+		return nil, err
+	}
 	ts := make([]int, S)
 	for i := range ts {
-		ts[i] = int(math.Round(float64(T)-float64(i)*float64(T)/float64(S))) - 1
+		if spacing == SpacingTrailing {
+			ts[i] = int(math.Round(float64(T)-float64(i)*float64(T)/float64(S))) - 1
+		} else if S > 1 {
+			ts[i] = int(math.Round(float64(S-1-i) * float64(T-1) / float64(S-1)))
+		} else {
+			ts[i] = T - 1
+		}
 	}
 	return ts, nil
 }
@@ -44,7 +86,7 @@ func (d DDIM) Plan(s *Schedule) ([]Update, error) {
 	if steps == 0 {
 		steps = DefaultDDIMSteps
 	}
-	ts, err := DDIMTimesteps(s.T, steps)
+	ts, err := DDIMTimesteps(s.T, steps, d.Spacing)
 	if err != nil {
 		return nil, err
 	}
@@ -71,5 +113,9 @@ func (d DDIM) String() string {
 	if steps == 0 {
 		steps = DefaultDDIMSteps
 	}
-	return fmt.Sprintf("DDIM(steps=%d, eta=%g, clip=%v)", steps, d.Eta, d.Clip)
+	spacing := d.Spacing
+	if spacing == "" {
+		spacing = DefaultSpacing
+	}
+	return fmt.Sprintf("DDIM(steps=%d, eta=%g, clip=%v, spacing=%s)", steps, d.Eta, d.Clip, spacing)
 }

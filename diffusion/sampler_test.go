@@ -63,7 +63,7 @@ func expectedVariance(s *Schedule, s2 float64, sampler Sampler) float64 {
 			v = m*m*v + sig2
 		}
 	case DDIM:
-		ts, _ := DDIMTimesteps(s.T, smp.Steps)
+		ts, _ := DDIMTimesteps(s.T, smp.Steps, smp.Spacing)
 		for i, t := range ts {
 			ab, abPrev := s.AlphaBars[t], 1.0
 			if i+1 < len(ts) {
@@ -110,6 +110,8 @@ func TestSamplersOnGaussianData(t *testing.T) {
 		{DDPM{Variance: VariancePosterior}, true},
 		{DDIM{Steps: 10}, false},
 		{DDIM{Steps: 10, Eta: 1}, false},
+		{DDIM{Steps: 10, Spacing: SpacingTrailing}, false},
+		{DDIM{Steps: 10, Eta: 1, Spacing: SpacingTrailing}, false},
 		{DDIM{Steps: 100, Eta: 0.5}, true},
 		{DDIM{Steps: 200}, true},
 		{DDIM{Steps: 200, Eta: 1}, true},

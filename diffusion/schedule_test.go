@@ -2,6 +2,8 @@ package diffusion
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -114,31 +116,36 @@ func TestScheduleErrors(t *testing.T) {
 
 func TestDDIMTimesteps(t *testing.T) {
 	tests := []struct {
-		T, S int
-		want []int
+		T, S    int
+		spacing Spacing
+		want    []int
 	}{
-		{200, 10, []int{199, 179, 159, 139, 119, 99, 79, 59, 39, 19}},
-		{200, 1, []int{199}},
-		{10, 10, []int{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}},
-		{10, 3, []int{9, 6, 2}},
+		{200, 10, SpacingTrailing, []int{199, 179, 159, 139, 119, 99, 79, 59, 39, 19}},
+		{200, 1, SpacingTrailing, []int{199}},
+		{10, 10, SpacingTrailing, []int{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}},
+		{10, 3, SpacingTrailing, []int{9, 6, 2}},
+		// round(i·199/9) for i = 9..0.
+		{200, 10, SpacingLinspace, []int{199, 177, 155, 133, 111, 88, 66, 44, 22, 0}},
+		{200, 1, SpacingLinspace, []int{199}},
+		{10, 10, SpacingLinspace, []int{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}},
+		{10, 3, SpacingLinspace, []int{9, 5, 0}},
+		{200, 2, "", []int{199, 0}}, // DefaultSpacing is linspace.
 	}
 	for _, tc := range tests {
-		got, err := DDIMTimesteps(tc.T, tc.S)
+		got, err := DDIMTimesteps(tc.T, tc.S, tc.spacing)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != len(tc.want) {
-			t.Fatalf("DDIMTimesteps(%d, %d) = %v, want %v", tc.T, tc.S, got, tc.want)
-		}
-		for i := range got {
-			if got[i] != tc.want[i] {
-				t.Fatalf("DDIMTimesteps(%d, %d) = %v, want %v", tc.T, tc.S, got, tc.want)
-			}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("DDIMTimesteps(%d, %d, %q) = %v, want %v", tc.T, tc.S, tc.spacing, got, tc.want)
 		}
 	}
 	for _, S := range []int{0, -1, 201} {
-		if _, err := DDIMTimesteps(200, S); err == nil {
+		if _, err := DDIMTimesteps(200, S, SpacingLinspace); err == nil {
 			t.Errorf("DDIMTimesteps(200, %d) accepted", S)
 		}
+	}
+	if _, err := DDIMTimesteps(200, 10, "leading"); err == nil || !strings.Contains(err.Error(), "trailing") {
+		t.Errorf("unknown spacing: err = %v, want one listing the spacings", err)
 	}
 }

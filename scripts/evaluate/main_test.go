@@ -63,6 +63,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--n", "60001"}, "--n=60001"},
 		{[]string{"--batch", "0"}, "--batch=0"},
 		{[]string{"--variance", "big"}, `--variance="big"`},
+		{[]string{"--spacing", "leading"}, `--spacing="leading"`},
 		{[]string{"--checkpoint", ""}, "--checkpoint must not be empty"},
 		{[]string{"--n", "ten"}, "invalid value"},
 		{[]string{"--bogus"}, "not defined"},

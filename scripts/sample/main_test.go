@@ -93,7 +93,7 @@ func TestSampleBadInput(t *testing.T) {
 	ckpt := writeUntrainedCheckpoint(t, dir, 20)
 	b, _ := backend.New()
 	for _, args := range [][]string{
-		{"--sampler", "euler"}, {"--steps", "-1"}, {"--eta", "1.5"}, {"--eta", "-0.1"}, {"--n", "0"},
+		{"--sampler", "euler"}, {"--steps", "-1"}, {"--eta", "1.5"}, {"--eta", "-0.1"}, {"--spacing", "leading"}, {"--n", "0"},
 		{"--out", "x.jpg"}, {"--gif", "x.png"}, {"--variance", "huge"}, {"stray"},
 	} {
 		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {

@@ -44,6 +44,7 @@ type options struct {
 	ddpmSamples, ddimSamples    int
 	ddimSteps                   int
 	ddimEta                     float64
+	ddimSpacing                 string
 
 	// set holds the flags given on the command line.
 	set map[string]bool
@@ -87,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.ddimSamples, "ddim-samples", 64, "images drawn with DDIM at the end (0: none)")
 	fs.IntVar(&o.ddimSteps, "ddim-steps", diffusion.DefaultDDIMSteps, "DDIM steps for the final samples")
 	fs.Float64Var(&o.ddimEta, "ddim-eta", 0, "DDIM eta in [0, 1] for the final samples: 0 deterministic, 1 DDPM-like noise")
+	fs.StringVar(&o.ddimSpacing, "ddim-spacing", string(diffusion.DefaultSpacing), fmt.Sprintf("which DDIM timesteps for the final samples: one of %v", diffusion.Spacings))
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -118,6 +120,8 @@ func (o *options) validate() error {
 	check(o.ddpmSamples >= 0 && o.ddimSamples >= 0, "--ddpm-samples and --ddim-samples must be >= 0")
 	check(o.ddimSteps >= 1 && o.ddimSteps <= o.T, "--ddim-steps=%d: must lie in [1, T=%d]", o.ddimSteps, o.T)
 	check(o.ddimEta >= 0 && o.ddimEta <= 1, "--ddim-eta=%g: must lie in [0, 1]", o.ddimEta)
+	_, spacingErr := diffusion.ParseSpacing(o.ddimSpacing)
+	check(spacingErr == nil, "--ddim-spacing=%q: use one of %v", o.ddimSpacing, diffusion.Spacings)
 	check(o.out != "", "--out must not be empty")
 	return c.Err()
 }
@@ -405,7 +409,7 @@ func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *expe
 	}{
 		// x0 clipped as diffusers does by default: an undertrained model's deterministic DDIM
 		// trajectory otherwise amplifies its errors where ᾱ is tiny (scaled-linear: 4e-5 at T-1).
-		{"ddim", o.ddimSamples, diffusion.DDIM{Steps: o.ddimSteps, Eta: o.ddimEta, Clip: true}, 1},
+		{"ddim", o.ddimSamples, diffusion.DDIM{Steps: o.ddimSteps, Eta: o.ddimEta, Clip: true, Spacing: diffusion.Spacing(o.ddimSpacing)}, 1},
 		{"ddpm", o.ddpmSamples, diffusion.DDPM{Clip: true}, max(1, meta.T/25)},
 	}
 	for _, r := range runs {

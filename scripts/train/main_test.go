@@ -166,6 +166,7 @@ func TestFlagValidation(t *testing.T) {
 		{"--ddim-eta", "1.5"},
 		{"--ddim-eta", "-0.1"},
 		{"--ddim-eta", "NaN"},
+		{"--ddim-spacing", "leading"},
 		{"--keep", "0"},
 		{"--minutes", "-1"},
 		{"--prediction", "x_0"},

@@ -91,18 +91,19 @@ func Parse(fs *flag.FlagSet, args []string) error {
 
 // SamplerFlags are the flags that choose and configure a sampler and the weights it uses.
 type SamplerFlags struct {
-	Sampler, Variance string
-	Steps             int
-	Eta               float64
-	Clip, RawWeights  bool
+	Sampler, Variance, Spacing string
+	Steps                      int
+	Eta                        float64
+	Clip, RawWeights           bool
 }
 
-// Register adds --sampler, --steps, --eta, --variance, --clip and --raw-weights to fs.
+// Register adds --sampler, --steps, --eta, --spacing, --variance, --clip and --raw-weights to fs.
 func (s *SamplerFlags) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.RawWeights, "raw-weights", false, "sample from the weights of the last training step instead of their moving average (when the run kept one, see train --ema)")
 	fs.StringVar(&s.Sampler, "sampler", "ddim", "sampler: ddim or ddpm")
 	fs.IntVar(&s.Steps, "steps", diffusion.DefaultDDIMSteps, "DDIM steps (ddpm always takes all T steps)")
 	fs.Float64Var(&s.Eta, "eta", 0, "DDIM eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
+	fs.StringVar(&s.Spacing, "spacing", string(diffusion.DefaultSpacing), fmt.Sprintf("which DDIM timesteps: one of %v", diffusion.Spacings))
 	fs.StringVar(&s.Variance, "variance", diffusion.VarianceBeta, "DDPM step variance: beta or posterior")
 	fs.BoolVar(&s.Clip, "clip", true, "clip the x0 estimate to [-1, 1] at every step (as diffusers does by default; --clip=false for the plain update)")
 }
@@ -112,6 +113,8 @@ func (s *SamplerFlags) Validate(c *Checks) {
 	c.Check(s.Sampler == "ddim" || s.Sampler == "ddpm", "--sampler=%q: use ddim or ddpm", s.Sampler)
 	c.Check(s.Steps >= 1, "--steps=%d: must be >= 1", s.Steps)
 	c.Check(s.Eta >= 0 && s.Eta <= 1 && !math.IsNaN(s.Eta), "--eta=%g: must lie in [0, 1]", s.Eta)
+	_, err := diffusion.ParseSpacing(s.Spacing)
+	c.Check(err == nil, "--spacing=%q: use one of %v", s.Spacing, diffusion.Spacings)
 	c.Check(s.Variance == diffusion.VarianceBeta || s.Variance == diffusion.VariancePosterior,
 		"--variance=%q: use %s or %s", s.Variance, diffusion.VarianceBeta, diffusion.VariancePosterior)
 }
@@ -132,5 +135,5 @@ func (s *SamplerFlags) Build(T int) (diffusion.Sampler, error) {
 	if s.Steps > T {
 		return nil, fmt.Errorf("--steps=%d: more DDIM steps than the model's T=%d", s.Steps, T)
 	}
-	return diffusion.DDIM{Steps: s.Steps, Eta: s.Eta, Clip: s.Clip}, nil
+	return diffusion.DDIM{Steps: s.Steps, Eta: s.Eta, Clip: s.Clip, Spacing: diffusion.Spacing(s.Spacing)}, nil
 }
