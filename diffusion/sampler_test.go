@@ -217,7 +217,7 @@ func TestSamplerChainAndErrors(t *testing.T) {
 	if len(res.Chain) != 9 { // The start, then after steps 25, 50, ..., 200 (the last step is not repeated).
 		t.Errorf("DDPM chain every 25 of 200 steps has %d frames, want 9", len(res.Chain))
 	}
-	for _, smp := range []Sampler{DDIM{Steps: 201}, DDIM{Steps: -2}, DDIM{Eta: 1.5}, DDIM{Eta: -0.1}, DDPM{Variance: "huge"}} {
+	for _, smp := range []Sampler{DDIM{Steps: 201}, DDIM{Steps: -2}, DDIM{Eta: 1.5}, DDIM{Eta: -0.1}, DDIM{Spacing: "leading"}, DDPM{Variance: "huge"}} {
 		if _, err := gen.Sample(smp, SampleOptions{N: 1}); err == nil {
 			t.Errorf("%s accepted", smp)
 		}

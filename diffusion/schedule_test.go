@@ -145,6 +145,24 @@ func TestDDIMTimesteps(t *testing.T) {
 			t.Errorf("DDIMTimesteps(200, %d) accepted", S)
 		}
 	}
+	// Every S in [1, T] gives S distinct timesteps, decreasing from T-1; linspace ends at 0.
+	for _, T := range []int{7, 200} {
+		for S := 1; S <= T; S++ {
+			for _, sp := range Spacings {
+				ts, err := DDIMTimesteps(T, S, sp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ok := len(ts) == S && ts[0] == T-1 && (sp != SpacingLinspace || S == 1 || ts[S-1] == 0)
+				for i := 1; i < len(ts); i++ {
+					ok = ok && ts[i] < ts[i-1] && ts[i] >= 0
+				}
+				if !ok {
+					t.Fatalf("DDIMTimesteps(%d, %d, %s) = %v", T, S, sp, ts)
+				}
+			}
+		}
+	}
 	if _, err := DDIMTimesteps(200, 10, "leading"); err == nil || !strings.Contains(err.Error(), "trailing") {
 		t.Errorf("unknown spacing: err = %v, want one listing the spacings", err)
 	}
