@@ -88,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.ddimSamples, "ddim-samples", 64, "images drawn with DDIM at the end (0: none)")
 	fs.IntVar(&o.ddimSteps, "ddim-steps", diffusion.DefaultDDIMSteps, "DDIM steps for the final samples")
 	fs.Float64Var(&o.ddimEta, "ddim-eta", 0, "DDIM eta in [0, 1] for the final samples: 0 deterministic, 1 DDPM-like noise")
-	fs.StringVar(&o.ddimSpacing, "ddim-spacing", string(diffusion.DefaultSpacing), fmt.Sprintf("which DDIM timesteps for the final samples: one of %v", diffusion.Spacings))
+	fs.StringVar(&o.ddimSpacing, "ddim-spacing", string(diffusion.DefaultSpacing), cli.SpacingUsage+", for the final samples")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}

@@ -89,6 +89,9 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// SpacingUsage describes the DDIM spacing flags (--spacing, train's --ddim-spacing).
+const SpacingUsage = "which DDIM timesteps: linspace (evenly spread from T-1 to 0) or trailing (from T-1 down in steps of T/steps)"
+
 // SamplerFlags are the flags that choose and configure a sampler and the weights it uses.
 type SamplerFlags struct {
 	Sampler, Variance, Spacing string
@@ -103,7 +106,7 @@ func (s *SamplerFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.Sampler, "sampler", "ddim", "sampler: ddim or ddpm")
 	fs.IntVar(&s.Steps, "steps", diffusion.DefaultDDIMSteps, "DDIM steps (ddpm always takes all T steps)")
 	fs.Float64Var(&s.Eta, "eta", 0, "DDIM eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
-	fs.StringVar(&s.Spacing, "spacing", string(diffusion.DefaultSpacing), fmt.Sprintf("which DDIM timesteps: one of %v", diffusion.Spacings))
+	fs.StringVar(&s.Spacing, "spacing", string(diffusion.DefaultSpacing), SpacingUsage)
 	fs.StringVar(&s.Variance, "variance", diffusion.VarianceBeta, "DDPM step variance: beta or posterior")
 	fs.BoolVar(&s.Clip, "clip", true, "clip the x0 estimate to [-1, 1] at every step (as diffusers does by default; --clip=false for the plain update)")
 }
