@@ -3,6 +3,7 @@ package diffusion
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // DefaultDDIMSteps is the tutorial's number of DDIM steps.
@@ -43,15 +44,18 @@ var Spacings = []Spacing{SpacingLinspace, SpacingTrailing}
 
 // ParseSpacing returns the Spacing named name ("" gives DefaultSpacing).
 func ParseSpacing(name string) (Spacing, error) {
-	if name == "" {
-		return DefaultSpacing, nil
-	}
-	for _, sp := range Spacings {
-		if Spacing(name) == sp {
-			return sp, nil
-		}
+	if sp := Spacing(name).orDefault(); slices.Contains(Spacings, sp) {
+		return sp, nil
 	}
 	return "", fmt.Errorf("DDIM spacing %q: use one of %v", name, Spacings)
+}
+
+// orDefault returns sp, or DefaultSpacing if sp is empty.
+func (sp Spacing) orDefault() Spacing {
+	if sp == "" {
+		return DefaultSpacing
+	}
+	return sp
 }
 
 // DDIMTimesteps returns S of a T-step schedule's timesteps chosen by spacing ("" means
@@ -113,9 +117,5 @@ func (d DDIM) String() string {
 	if steps == 0 {
 		steps = DefaultDDIMSteps
 	}
-	spacing := d.Spacing
-	if spacing == "" {
-		spacing = DefaultSpacing
-	}
-	return fmt.Sprintf("DDIM(steps=%d, eta=%g, clip=%v, spacing=%s)", steps, d.Eta, d.Clip, spacing)
+	return fmt.Sprintf("DDIM(steps=%d, eta=%g, clip=%v, spacing=%s)", steps, d.Eta, d.Clip, d.Spacing.orDefault())
 }

@@ -120,8 +120,7 @@ func (o *options) validate() error {
 	check(o.ddpmSamples >= 0 && o.ddimSamples >= 0, "--ddpm-samples and --ddim-samples must be >= 0")
 	check(o.ddimSteps >= 1 && o.ddimSteps <= o.T, "--ddim-steps=%d: must lie in [1, T=%d]", o.ddimSteps, o.T)
 	check(o.ddimEta >= 0 && o.ddimEta <= 1, "--ddim-eta=%g: must lie in [0, 1]", o.ddimEta)
-	_, spacingErr := diffusion.ParseSpacing(o.ddimSpacing)
-	check(spacingErr == nil, "--ddim-spacing=%q: use one of %v", o.ddimSpacing, diffusion.Spacings)
+	c.CheckSpacing("ddim-spacing", o.ddimSpacing)
 	check(o.out != "", "--out must not be empty")
 	return c.Err()
 }

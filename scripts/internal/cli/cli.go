@@ -63,6 +63,12 @@ func (c *Checks) Check(ok bool, format string, args ...any) {
 	}
 }
 
+// CheckSpacing records an error unless value names a DDIM spacing (flag is the flag's name).
+func (c *Checks) CheckSpacing(flag, value string) {
+	_, err := diffusion.ParseSpacing(value)
+	c.Check(err == nil, "--%s=%q: use one of %v", flag, value, diffusion.Spacings)
+}
+
 // Err returns all recorded errors joined, or nil.
 func (c *Checks) Err() error { return errors.Join(c.errs...) }
 
@@ -116,8 +122,7 @@ func (s *SamplerFlags) Validate(c *Checks) {
 	c.Check(s.Sampler == "ddim" || s.Sampler == "ddpm", "--sampler=%q: use ddim or ddpm", s.Sampler)
 	c.Check(s.Steps >= 1, "--steps=%d: must be >= 1", s.Steps)
 	c.Check(s.Eta >= 0 && s.Eta <= 1 && !math.IsNaN(s.Eta), "--eta=%g: must lie in [0, 1]", s.Eta)
-	_, err := diffusion.ParseSpacing(s.Spacing)
-	c.Check(err == nil, "--spacing=%q: use one of %v", s.Spacing, diffusion.Spacings)
+	c.CheckSpacing("spacing", s.Spacing)
 	c.Check(s.Variance == diffusion.VarianceBeta || s.Variance == diffusion.VariancePosterior,
 		"--variance=%q: use %s or %s", s.Variance, diffusion.VarianceBeta, diffusion.VariancePosterior)
 }
