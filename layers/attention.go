@@ -93,7 +93,7 @@ func attentionCore(q, k, v *Node, scale float64) *Node {
 	// swap transposes the last two axes: [c, a, b] -> [c, b, a].
 	swap := func(x *Node) *Node { return TransposeAllAxes(x, 0, 2, 1) }
 	weights := func(qs, k *Node) *Node { // qs = q·scale.
-		return Softmax(DotGeneral(qs, []int{2}, []int{0}, k, []int{2}, []int{0}), -1)
+		return Softmax(dotNT(qs, k), -1)
 	}
 
 	var adjoint, qIn, kIn, vIn, qs *Node
@@ -112,7 +112,7 @@ func attentionCore(q, k, v *Node, scale float64) *Node {
 				w = weights(qc, kc)
 			}
 			dvs = append(dvs, swap(DotGeneral(swap(oc), []int{2}, []int{0}, w, []int{1}, []int{0}))) // (oᵀ·w)ᵀ
-			dw := DotGeneral(oc, []int{2}, []int{0}, vc, []int{2}, []int{0})                         // o·vᵀ
+			dw := dotNT(oc, vc)                                                                      // o·vᵀ
 			dl := Mul(w, Sub(dw, ReduceAndKeep(Mul(dw, w), ReduceSum, -1)))
 			dqs = append(dqs, MulScalar(DotGeneral(dl, []int{2}, []int{0}, kc, []int{1}, []int{0}), scale))
 			dks = append(dks, swap(DotGeneral(swap(qc), []int{2}, []int{0}, dl, []int{1}, []int{0}))) // (qsᵀ·dl)ᵀ

@@ -52,8 +52,9 @@ type ConvBuilder struct {
 // shaped [outputChannels] and initialized with zeros; both are created in the sub-scope "conv".
 //
 // It is computed as im2col (patches gathered with Slice and Concatenate) followed by one matrix
-// multiplication, which is fast and has correct gradients on every backend. For stride-1 convolutions
-// larger than 1x1 the bias is folded into that product.
+// multiplication, which is fast and has correct gradients on every backend; stride-1 "SAME" convolutions
+// of odd kernels on maps of 16x16 and more use the flat channels-first form of conv_flat.go instead. For
+// stride-1 convolutions larger than 1x1 the bias is folded into that product.
 func Conv(scope *model.Scope, x *Node) *ConvBuilder {
 	if x.Rank() != 4 {
 		Panicf("layers.Conv: x must be shaped [batch, height, width, channels], got %s", x.Shape())
@@ -163,6 +164,9 @@ func (c *ConvBuilder) Done() *Node {
 		bias = scope.WithInitializer(ZerosInitializer).VariableWithShape("biases",
 			shapes.Make(dtype, c.channels)).NodeValue(x.Graph())
 	}
+	if conv2DFlatApplies(dims[1], dims[2], c.kernelH, c.kernelW, c.stride, padLow, padHigh) {
+		return conv2DFlat(x, kernel, bias)
+	}
 	if bias != nil && conv2DFusesBias(c.kernelH, c.kernelW, c.stride, padLow, padHigh) {
 		return conv2DStride1(x, kernel, bias, padLow, padHigh)
 	}
@@ -198,7 +202,7 @@ func SamePadding(size, kernel, stride int) (low, high int) {
 // It returns [batch, outHeight, outWidth, cout], outSize = (size + low + high - k) / stride + 1.
 //
 // It is computed as im2col followed by a single matrix multiplication (a 1x1 convolution is just the
-// matrix multiplication). The gradients are written by hand (see matMul) so that every matrix product runs
+// matrix multiplication), or for stride-1 "SAME" odd kernels on large maps in the flat layout (conv2DFlat). The gradients are written by hand (see matMul) so that every matrix product runs
 // in a layout the pure Go backend multiplies directly: the kernel gradient is patchesᵀ·v with only the
 // smaller operand transposed, and, for stride 1, the input gradient is the convolution of the output
 // adjoint with the flipped, transposed kernel (instead of scattering the patches' gradient back with pads
@@ -213,6 +217,9 @@ func Conv2D(x, kernel *Node, stride int, padLow, padHigh [2]int) *Node {
 	if x.Shape().Dim(3) != cin {
 		Panicf("layers.Conv2D: x has %d channels but kernel expects %d (x %s, kernel %s)",
 			x.Shape().Dim(3), cin, x.Shape(), kernel.Shape())
+	}
+	if conv2DFlatApplies(x.Shape().Dim(1), x.Shape().Dim(2), kh, kw, stride, padLow, padHigh) {
+		return conv2DFlat(x, kernel, nil)
 	}
 	if conv2DIsStride1(kh, kw, stride, padLow, padHigh) {
 		return conv2DStride1(x, kernel, nil, padLow, padHigh)
@@ -242,7 +249,7 @@ func conv2DStride1(x, kernel, bias *Node, padLow, padHigh [2]int) *Node {
 		if kh == 1 && kw == 1 {
 			// Pointwise: [P, cout] · kernelᵀ -> [P, cin].
 			dims := adjoint.Shape().Dimensions
-			dx := DotGeneral(Reshape(adjoint, -1, cout), []int{1}, nil, Reshape(kernelIn, cin, cout), []int{1}, nil)
+			dx := dotNT(Reshape(adjoint, -1, cout), Reshape(kernelIn, cin, cout))
 			return Reshape(dx, dims[0], dims[1], dims[2], cin)
 		}
 		flipped := TransposeAllAxes(Reverse(kernelIn, 0, 1), 0, 1, 3, 2) // [kh, kw, cout, cin]
@@ -402,7 +409,7 @@ type ConvTransposeBuilder struct {
 //
 // The 4x4 stride-2 "SAME" case is computed with a sub-pixel decomposition: one 3x3 im2col over the
 // (1-padded) undilated input and one matrix multiplication producing the 4 output phases, interleaved with
-// reshapes. Other configurations dilate the input explicitly (Concatenate with zeros + Reshape) and use Conv2D.
+// reshapes (on maps of 16x16 and more: a 3x3 flat convolution to the 4 phases and one transpose). Other configurations dilate the input explicitly (Concatenate with zeros + Reshape) and use Conv2D.
 func ConvTranspose(scope *model.Scope, x *Node) *ConvTransposeBuilder {
 	if x.Rank() != 4 {
 		Panicf("layers.ConvTranspose: x must be shaped [batch, height, width, channels], got %s", x.Shape())
@@ -563,6 +570,13 @@ func convTranspose4x4Stride2Same(x, kernel *Node) *Node {
 	k6 = TransposeAllAxes(k6, 3, 1, 4, 2, 0, 5)
 	effKernel := Reshape(k6, 9*cin, 4*cout)
 
+	if conv2DFlatApplies(height, width, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}) {
+		// The 3x3 convolution to the 4 phases [b, my, mx, (py, px, cout)] in the flat layout, then one
+		// transpose to [b, my, py, mx, px, cout] interleaves them.
+		phases := conv2DFlat(x, Reshape(effKernel, 3, 3, cin, 4*cout), nil)
+		phases = TransposeAllAxes(Reshape(phases, batch, height, width, 2, 2, cout), 0, 1, 3, 2, 4, 5)
+		return Reshape(phases, batch, 2*height, 2*width, cout)
+	}
 	patches := Reshape(Im2Col(x, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}), batch*height*width, 9*cin)
 	// One product per output row phase py, each [b*my*mx, (px, cout)]; stacking them on a new axis after my
 	// (a Concatenate of contiguous rows) interleaves the rows without a transpose.

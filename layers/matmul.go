@@ -29,7 +29,7 @@ func matMul(a, w *Node) *Node {
 	var adjoint *Node // v = d(loss)/d(output), [P, M], set while building the gradient.
 	var aIn, wIn *Node
 	aIn = IdentityWithCustomGradient(a, func(_, _ *Node) *Node {
-		return DotGeneral(adjoint, []int{1}, nil, wIn, []int{1}, nil) // v [P, M] · wᵀ -> [P, K]
+		return dotNT(adjoint, wIn) // v [P, M] · wᵀ -> [P, K]
 	})
 	wIn = IdentityWithCustomGradient(w, func(_, _ *Node) *Node {
 		return contractRows(aIn, adjoint)
@@ -72,4 +72,32 @@ func patchesTimesKernel(patches, kernel *Node) *Node {
 		return Dot(patches, kernel).Product()
 	}
 	return transpose2D(DotGeneral(transpose2D(kernel), []int{1}, nil, patches, []int{1}, nil))
+}
+
+// smallProductMACs is the size (batch·m·k·n multiply-adds) below which GoMLX's pure Go backend multiplies
+// with its "small" kernels. The one it uses when the right operand is [n, k] (contracting its last axis)
+// is 10-40x slower than the one for [k, n] (measured on 2 cores: [32, 64, 16]·[32, 64, 16]ᵀ 15.5 ms
+// against 0.6 ms with the explicit transpose; [128, 128]·[128, 128]ᵀ 3.9 ms against 0.36).
+const smallProductMACs = 4 << 20
+
+// dotNT returns a·bᵀ, contracting the last axes, for a [m, k] and b [n, k] (-> [m, n]) or, batched over
+// the first axis, a [g, m, k] and b [g, n, k] (-> [g, m, n]). Below smallProductMACs, b is transposed
+// first, so that the backend's small kernels see the layout they multiply fast; above it, where the
+// transposed layout costs nothing extra, the product is taken as is.
+func dotNT(a, b *Node) *Node {
+	rank := a.Rank()
+	if (rank != 2 && rank != 3) || b.Rank() != rank || a.Shape().Dim(-1) != b.Shape().Dim(-1) {
+		Panicf("layers.dotNT: want a [(g,) m, k] and b [(g,) n, k], got %s and %s", a.Shape(), b.Shape())
+	}
+	var batch []int
+	if rank == 3 {
+		batch = []int{0}
+	}
+	if a.Shape().Size()*b.Shape().Dim(-2) >= smallProductMACs {
+		return DotGeneral(a, []int{rank - 1}, batch, b, []int{rank - 1}, batch)
+	}
+	if rank == 2 {
+		return DotGeneral(a, []int{1}, nil, transpose2D(b), []int{0}, nil)
+	}
+	return DotGeneral(a, []int{2}, batch, TransposeAllAxes(b, 0, 2, 1), []int{1}, batch)
 }

@@ -214,10 +214,13 @@ func TestUNetGradients(t *testing.T) {
 // U-Net at batch 8 and of Tiny() at batch 8: go test ./layers/ -run XXX -bench UNetStep -benchtime 3x.
 func BenchmarkUNetStep(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		cfg  UNetConfig
-	}{{"CPU", CPU()}, {"Tiny", Tiny()}} {
+		name     string
+		cfg      UNetConfig
+		flatFrom int // flatMinPositions
+	}{{"CPU", CPU(), flatMinPositions}, {"CPU_im2col", CPU(), math.MaxInt}, {"Tiny", Tiny(), flatMinPositions}} {
 		b.Run(tc.name, func(b *testing.B) {
+			defer func(v int) { flatMinPositions = v }(flatMinPositions)
+			flatMinPositions = tc.flatFrom
 			be, err := backend.New()
 			if err != nil {
 				b.Fatal(err)

@@ -1,0 +1,140 @@
+package layers
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/gomlx/core/graph"
+
+	"github.com/godiffusion/godiffusion/internal/gradcheck"
+)
+
+// flatCases are convolutions computed by conv2DFlat, checked against the float64 reference (forward) and
+// finite differences (gradients of x, kernel and bias): 3x3, 5x5 and 7x7, non-square maps and kernels,
+// one input channel (the stem), and a map narrower than the kernel.
+var flatCases = []struct {
+	name                   string
+	batch, h, w, cin, cout int
+	kh, kw                 int
+}{
+	{"3x3 16->16 on 16x16", 2, 16, 16, 16, 16, 3, 3},
+	{"3x3 2->3 on 5x7", 3, 5, 7, 2, 3, 3, 3},
+	{"5x3 3->2 on 6x4", 2, 6, 4, 3, 2, 5, 3},
+	{"7x7 1->4 on 8x8 (stem)", 2, 8, 8, 1, 4, 7, 7},
+	{"5x5 2->2 on 3x3 (map smaller than kernel)", 2, 3, 3, 2, 2, 5, 5},
+}
+
+func TestConv2DFlatForward(t *testing.T) {
+	b := getBackend(t)
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, tc := range flatCases {
+		t.Run(tc.name, func(t *testing.T) {
+			x := randNHWC(rng, tc.batch, tc.h, tc.w, tc.cin)
+			k := randNHWC(rng, tc.kh, tc.kw, tc.cin, tc.cout)
+			bias := randNHWC(rng, 1, 1, 1, tc.cout)
+			ph, pw := (tc.kh-1)/2, (tc.kw-1)/2
+			want := refConv(x, k, 1, ph, ph, pw, pw)
+			for i := range want.data {
+				want.data[i] += bias.data[i%tc.cout]
+			}
+			e := graph.MustNewExec(b, func(x, k, bias *graph.Node) *graph.Node {
+				return conv2DFlat(x, k, graph.Reshape(bias, tc.cout))
+			})
+			got := e.MustCall(x.tensor(), k.tensor(), bias.tensor())[0]
+			if d := maxAbsDiff(t, got, want); d > 1e-10 {
+				t.Errorf("float64 max abs diff %g", d)
+			}
+			e = graph.MustNewExec(b, func(x, k *graph.Node) *graph.Node { return conv2DFlat(x, k, nil) })
+			want = refConv(x, k, 1, ph, ph, pw, pw)
+			if d := maxAbsDiff(t, e.MustCall(x.tensor(), k.tensor())[0], want); d > 1e-10 {
+				t.Errorf("without bias: float64 max abs diff %g", d)
+			}
+		})
+	}
+}
+
+func TestConv2DFlatGradients(t *testing.T) {
+	b := getBackend(t)
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, tc := range flatCases {
+		t.Run(tc.name, func(t *testing.T) {
+			x := randNHWC(rng, tc.batch, tc.h, tc.w, tc.cin)
+			k := randNHWC(rng, tc.kh, tc.kw, tc.cin, tc.cout)
+			bias := randNHWC(rng, 1, 1, 1, tc.cout)
+			results, err := gradcheck.Inputs(b, func(in []*graph.Node) *graph.Node {
+				return conv2DFlat(in[0], in[1], graph.Reshape(in[2], tc.cout))
+			}, []*tensorsT{x.tensor(), k.tensor(), bias.tensor()}, gradcheck.Options{Coordinates: 16})
+			checkResults(t, results, err)
+		})
+	}
+}
+
+// TestConv2DFlatChosen checks which convolutions take the flat form: stride 1, odd kernels with "SAME"
+// padding, maps of at least flatMinPositions positions.
+func TestConv2DFlatChosen(t *testing.T) {
+	for _, tc := range []struct {
+		h, w, kh, kw, stride int
+		low, high            [2]int
+		want                 bool
+	}{
+		{32, 32, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}, true},
+		{16, 16, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}, true},
+		{32, 32, 7, 7, 1, [2]int{3, 3}, [2]int{3, 3}, true},
+		{8, 8, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}, false},   // small map: im2col
+		{32, 32, 1, 1, 1, [2]int{0, 0}, [2]int{0, 0}, false}, // 1x1: a plain product
+		{32, 32, 4, 4, 2, [2]int{1, 1}, [2]int{1, 1}, false}, // stride 2
+		{32, 32, 3, 3, 1, [2]int{0, 0}, [2]int{0, 0}, false}, // VALID
+		{32, 32, 4, 4, 1, [2]int{1, 2}, [2]int{2, 1}, false}, // even kernel
+	} {
+		if got := conv2DFlatApplies(tc.h, tc.w, tc.kh, tc.kw, tc.stride, tc.low, tc.high); got != tc.want {
+			t.Errorf("conv2DFlatApplies(%+v) = %v, want %v", tc, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkConv2D times one stride-1 "SAME" convolution with both gradients (input and kernel, bias
+// folded), float32, at the U-Net's feature map sizes for batch 8 (one shard of the default batch 16),
+// computed as an im2col (conv2DStride1) and in the flat layout (conv2DFlat):
+// go test ./layers -run '^$' -bench Conv2D -benchtime 20x.
+func BenchmarkConv2D(b *testing.B) {
+	be := getBackend(b)
+	for _, tc := range []struct{ size, cin, cout, k int }{
+		{32, 16, 16, 3}, {32, 32, 16, 3}, {32, 1, 10, 7}, {16, 32, 32, 3}, {16, 64, 32, 3}, {8, 64, 64, 3},
+	} {
+		const batch = 8
+		rng := rand.New(rand.NewPCG(1, 2))
+		x := randNHWC(rng, batch, tc.size, tc.size, tc.cin).tensor32()
+		v := randNHWC(rng, batch, tc.size, tc.size, tc.cout).tensor32()
+		k := randNHWC(rng, tc.k, tc.k, tc.cin, tc.cout).tensor32()
+		bias := randNHWC(rng, 1, 1, 1, tc.cout).tensor32()
+		p := (tc.k - 1) / 2
+		for _, impl := range []struct {
+			name string
+			conv func(x, k, bias *graph.Node) *graph.Node
+		}{
+			{"im2col", func(x, k, bias *graph.Node) *graph.Node {
+				return conv2DStride1(x, k, bias, [2]int{p, p}, [2]int{p, p})
+			}},
+			{"flat", conv2DFlat},
+		} {
+			name := fmt.Sprintf("%dx%dx%d->%d/k=%d/%s", tc.size, tc.size, tc.cin, tc.cout, tc.k, impl.name)
+			b.Run(name, func(b *testing.B) {
+				e := graph.MustNewExec(be, func(x, v, k, bias *graph.Node) []*graph.Node {
+					out := impl.conv(x, k, graph.Reshape(bias, tc.cout))
+					return graph.Gradient(graph.ReduceAllSum(graph.Mul(out, v)), x, k, bias)
+				})
+				run := func() {
+					for _, t := range e.MustCall(x, v, k, bias) {
+						t.FinalizeAll()
+					}
+				}
+				run()
+				for b.Loop() {
+					run()
+				}
+				b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "img/s")
+			})
+		}
+	}
+}
