@@ -3,7 +3,6 @@ package layers
 import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions" //nolint:revive // GoMLX style.
 )
@@ -202,7 +201,8 @@ func SamePadding(size, kernel, stride int) (low, high int) {
 // It returns [batch, outHeight, outWidth, cout], outSize = (size + low + high - k) / stride + 1.
 //
 // It is computed as im2col followed by a single matrix multiplication (a 1x1 convolution is just the
-// matrix multiplication), or for stride-1 "SAME" odd kernels on large maps in the flat layout (conv2DFlat). The gradients are written by hand (see matMul) so that every matrix product runs
+// matrix multiplication), or, for stride-1 "SAME" odd kernels on large maps, in the flat layout of
+// conv2DFlat. The gradients are written by hand (see matMul) so that every matrix product runs
 // in a layout the pure Go backend multiplies directly: the kernel gradient is patchesᵀ·v with only the
 // smaller operand transposed, and, for stride 1, the input gradient is the convolution of the output
 // adjoint with the flipped, transposed kernel (instead of scattering the patches' gradient back with pads
@@ -409,7 +409,8 @@ type ConvTransposeBuilder struct {
 //
 // The 4x4 stride-2 "SAME" case is computed with a sub-pixel decomposition: one 3x3 im2col over the
 // (1-padded) undilated input and one matrix multiplication producing the 4 output phases, interleaved with
-// reshapes (on maps of 16x16 and more: a 3x3 flat convolution to the 4 phases and one transpose). Other configurations dilate the input explicitly (Concatenate with zeros + Reshape) and use Conv2D.
+// reshapes (on maps of 16x16 and more: a 3x3 flat convolution to the 4 phases and one transpose). Other
+// configurations dilate the input explicitly (Concatenate with zeros + Reshape) and use Conv2D.
 func ConvTranspose(scope *model.Scope, x *Node) *ConvTransposeBuilder {
 	if x.Rank() != 4 {
 		Panicf("layers.ConvTranspose: x must be shaped [batch, height, width, channels], got %s", x.Shape())
@@ -547,28 +548,13 @@ func DilateSpatial(x *Node, stride int) *Node {
 // convTranspose4x4Stride2Same is the sub-pixel form of ConvTranspose2D for a 4x4 kernel, stride 2, "SAME"
 // (dilate by 2, pad 2 each side). In one dimension, output 2m is x[m-1]*w[0] + x[m]*w[2] and output 2m+1 is
 // x[m]*w[1] + x[m+1]*w[3]. With xp = x padded by 1, both phases read xp[m+d], d in {0,1,2}: a 3x3 im2col of
-// xp and one matmul with a [3*3*cin, 2*2*cout] kernel (built from w with constant 0/1 selection tensors)
-// yields the 4 phases, which are interleaved by a transpose and a reshape.
+// xp and one matmul with a [3*3*cin, 2*2*cout] kernel (subPixelKernel) yield the 4 phases, which are
+// interleaved with reshapes (and, from 16x16 on, where the 3x3 convolution is a flat one, a transpose).
 func convTranspose4x4Stride2Same(x, kernel *Node) *Node {
-	g := x.Graph()
-	dtype := x.DType()
 	dims := x.Shape().Dimensions
 	batch, height, width, cin := dims[0], dims[1], dims[2], dims[3]
 	cout := kernel.Shape().Dim(3)
-
-	// sel[phase, offset, k] = 1 if kernel tap k multiplies xp[m+offset] for the output phase.
-	selValues := make([]float64, 2*3*4)
-	selValues[0*12+0*4+0], selValues[0*12+1*4+2] = 1, 1 // even outputs: x[m-1]*w0 + x[m]*w2
-	selValues[1*12+1*4+1], selValues[1*12+2*4+3] = 1, 1 // odd outputs: x[m]*w1 + x[m+1]*w3
-	sel := ConvertDType(Const(g, tensors.FromFlatDataAndDimensions(selValues, 2, 3, 4)), dtype)
-
-	// t[py, dy, kx, cin, cout] = sum_ky sel[py, dy, ky] * w[ky, kx, cin, cout].
-	t := DotGeneral(sel, []int{2}, nil, kernel, []int{0}, nil)
-	// k6[px, dx, py, dy, cin, cout] = sum_kx sel[px, dx, kx] * t[py, dy, kx, cin, cout].
-	k6 := DotGeneral(sel, []int{2}, nil, t, []int{2}, nil)
-	// -> [dy, dx, cin, py, px, cout].
-	k6 = TransposeAllAxes(k6, 3, 1, 4, 2, 0, 5)
-	effKernel := Reshape(k6, 9*cin, 4*cout)
+	effKernel := subPixelKernel(kernel)
 
 	if conv2DFlatApplies(height, width, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}) {
 		// The 3x3 convolution to the 4 phases [b, my, mx, (py, px, cout)] in the flat layout, then one
@@ -588,4 +574,61 @@ func convTranspose4x4Stride2Same(x, kernel *Node) *Node {
 	}
 	out := Concatenate(rowPhases, 2)                    // [b, my, py, (mx, px, cout)]
 	return Reshape(out, batch, 2*height, 2*width, cout) // row 2*my+py, column 2*mx+px.
+}
+
+// subPixelTap returns the kernel tap (0-3) that multiplies xp[m+offset] (offset 0-2, xp the input padded by
+// 1) for output phase 2m+phase of a 4x4 stride-2 "SAME" transposed convolution, or -1 if none does: even
+// outputs are x[m-1]·w0 + x[m]·w2, odd ones x[m]·w1 + x[m+1]·w3.
+func subPixelTap(offset, phase int) int {
+	return [2][3]int{{0, 2, -1}, {-1, 1, 3}}[phase][offset]
+}
+
+// subPixelKernel rearranges a 4x4 kernel [4, 4, cin, cout] into the kernel [3*3*cin, 2*2*cout] of the 3x3
+// convolution that yields the 4 output phases: row (dy, dx, ci) and column (py, px, co) hold
+// kernel[subPixelTap(dy, py), subPixelTap(dx, px), ci, co], or zero. Each tap's [cin, cout] block lands in
+// exactly one place, so it is built with Concatenate, and the gradient (written by hand) takes the 16
+// blocks back out of the adjoint: no transposes and no products with 0/1 selection tensors.
+func subPixelKernel(kernel *Node) *Node {
+	cin, cout := kernel.Shape().Dim(2), kernel.Shape().Dim(3)
+	var adjoint, kernelIn *Node
+	kernelIn = IdentityWithCustomGradient(kernel, func(_, _ *Node) *Node {
+		blocks := make([]*Node, 16)
+		for dy := range 3 {
+			for dx := range 3 {
+				for py := range 2 {
+					for px := range 2 {
+						ky, kx := subPixelTap(dy, py), subPixelTap(dx, px)
+						if ky < 0 || kx < 0 {
+							continue
+						}
+						row, col := (dy*3+dx)*cin, (py*2+px)*cout
+						blocks[ky*4+kx] = Slice(adjoint, AxisRange(row, row+cin), AxisRange(col, col+cout))
+					}
+				}
+			}
+		}
+		return Reshape(Concatenate(blocks, 0), 4, 4, cin, cout)
+	})
+	zeros := Zeros(kernel.Graph(), shapes.Make(kernel.DType(), cin, cout))
+	rows := make([]*Node, 0, 9)
+	for dy := range 3 {
+		for dx := range 3 {
+			cols := make([]*Node, 0, 4)
+			for py := range 2 {
+				for px := range 2 {
+					ky, kx := subPixelTap(dy, py), subPixelTap(dx, px)
+					if ky < 0 || kx < 0 {
+						cols = append(cols, zeros)
+						continue
+					}
+					cols = append(cols, Reshape(Slice(kernelIn, AxisElem(ky), AxisElem(kx)), cin, cout))
+				}
+			}
+			rows = append(rows, Concatenate(cols, 1))
+		}
+	}
+	return IdentityWithCustomGradient(Concatenate(rows, 0), func(_, v *Node) *Node {
+		adjoint = v
+		return v
+	})
 }

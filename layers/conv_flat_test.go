@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -134,6 +135,45 @@ func BenchmarkConv2D(b *testing.B) {
 					run()
 				}
 				b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "img/s")
+			})
+		}
+	}
+}
+
+// BenchmarkConvTranspose2D times the 4x4 stride-2 transposed convolution (the U-Net's upsampling) with
+// both gradients at batch 8, computed with an im2col and, from 16x16 on, with the flat layout (conv2DFlat):
+// go test ./layers -run '^$' -bench ConvTranspose2D -benchtime 20x.
+func BenchmarkConvTranspose2D(b *testing.B) {
+	be := getBackend(b)
+	for _, tc := range []struct{ size, cin, cout int }{{4, 128, 128}, {16, 32, 32}, {16, 64, 32}} {
+		const batch = 8
+		rng := rand.New(rand.NewPCG(3, 4))
+		x := randNHWC(rng, batch, tc.size, tc.size, tc.cin).tensor32()
+		v := randNHWC(rng, batch, 2*tc.size, 2*tc.size, tc.cout).tensor32()
+		k := randNHWC(rng, 4, 4, tc.cin, tc.cout).tensor32()
+		for _, impl := range []struct {
+			name     string
+			flatFrom int // flatMinPositions
+		}{{"im2col", math.MaxInt}, {"flat", flatMinPositions}} {
+			if impl.name == "flat" && tc.size*tc.size < flatMinPositions {
+				continue // Below flatMinPositions both are the im2col.
+			}
+			b.Run(fmt.Sprintf("%dx%dx%d->%d/%s", tc.size, tc.size, tc.cin, tc.cout, impl.name), func(b *testing.B) {
+				defer func(v int) { flatMinPositions = v }(flatMinPositions)
+				flatMinPositions = impl.flatFrom
+				e := graph.MustNewExec(be, func(x, v, k *graph.Node) []*graph.Node {
+					out := ConvTranspose2D(x, k, 2, true)
+					return graph.Gradient(graph.ReduceAllSum(graph.Mul(out, v)), x, k)
+				})
+				run := func() {
+					for _, t := range e.MustCall(x, v, k) {
+						t.FinalizeAll()
+					}
+				}
+				run()
+				for b.Loop() {
+					run()
+				}
 			})
 		}
 	}

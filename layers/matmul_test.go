@@ -57,3 +57,44 @@ func TestDotNT(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDotNT times a·bᵀ for products below smallProductMACs taken as is (the backend's kernel for a
+// right operand laid out [n, k]) and by dotNT (which transposes it first), at the U-Net's shapes:
+// attention logits at 8x8 and 4x4 (batch·heads matrices of positions x head features) and Dense input
+// gradients: go test ./layers -run '^$' -bench DotNT.
+func BenchmarkDotNT(b *testing.B) {
+	be := getBackend(b)
+	for _, tc := range []struct{ g, m, k, n int }{
+		{32, 64, 16, 64}, {32, 16, 32, 16}, {0, 128, 128, 128}, {0, 512, 64, 64}, {0, 8, 128, 64},
+	} {
+		g := max(tc.g, 1)
+		dimsA, dimsB := []int{tc.m, tc.k}, []int{tc.n, tc.k}
+		if tc.g > 0 {
+			dimsA, dimsB = []int{g, tc.m, tc.k}, []int{g, tc.n, tc.k}
+		}
+		a := tensors.FromFlatDataAndDimensions(make([]float32, g*tc.m*tc.k), dimsA...)
+		bt := tensors.FromFlatDataAndDimensions(make([]float32, g*tc.n*tc.k), dimsB...)
+		for _, impl := range []struct {
+			name string
+			dot  func(a, b *graph.Node) *graph.Node
+		}{
+			{"as-is", func(a, b *graph.Node) *graph.Node {
+				r := a.Rank()
+				var batch []int
+				if r == 3 {
+					batch = []int{0}
+				}
+				return graph.DotGeneral(a, []int{r - 1}, batch, b, []int{r - 1}, batch)
+			}},
+			{"dotNT", dotNT},
+		} {
+			b.Run(fmt.Sprintf("g=%d,m=%d,k=%d,n=%d/%s", tc.g, tc.m, tc.k, tc.n, impl.name), func(b *testing.B) {
+				e := graph.MustNewExec(be, impl.dot)
+				e.MustCall(a, bt)[0].FinalizeAll()
+				for b.Loop() {
+					e.MustCall(a, bt)[0].FinalizeAll()
+				}
+			})
+		}
+	}
+}
