@@ -211,7 +211,8 @@ func TestUNetGradients(t *testing.T) {
 }
 
 // BenchmarkUNetStep measures one forward+backward step (MSE loss and all variable gradients) of the CPU()
-// U-Net at batch 8 and of Tiny() at batch 8: go test ./layers/ -run XXX -bench UNetStep -benchtime 3x.
+// U-Net at batch 8 (CPU_im2col: with the flat convolutions off) and of Tiny() at batch 8:
+// go test ./layers/ -run XXX -bench UNetStep -benchtime 3x.
 func BenchmarkUNetStep(b *testing.B) {
 	for _, tc := range []struct {
 		name     string
