@@ -163,24 +163,7 @@ func (c *ConvBuilder) Done() *Node {
 		bias = scope.WithInitializer(ZerosInitializer).VariableWithShape("biases",
 			shapes.Make(dtype, c.channels)).NodeValue(x.Graph())
 	}
-	if conv2DFlatApplies(dims[1], dims[2], c.kernelH, c.kernelW, c.stride, padLow, padHigh) {
-		return conv2DFlat(x, kernel, bias)
-	}
-	if bias != nil && conv2DFusesBias(c.kernelH, c.kernelW, c.stride, padLow, padHigh) {
-		return conv2DStride1(x, kernel, bias, padLow, padHigh)
-	}
-	out := Conv2D(x, kernel, c.stride, padLow, padHigh)
-	if bias != nil {
-		out = Add(out, ExpandLeftToRank(bias, 4))
-	}
-	return out
-}
-
-// conv2DFusesBias reports whether the convolution is computed by conv2DStride1 with an im2col, which can
-// fold the bias into its matrix product (a column of ones in the patches, a row of biases in the kernel)
-// instead of a broadcast addition and its gradient's reduction.
-func conv2DFusesBias(kh, kw, stride int, padLow, padHigh [2]int) bool {
-	return kh*kw > 1 && conv2DIsStride1(kh, kw, stride, padLow, padHigh)
+	return conv2D(x, kernel, bias, c.stride, padLow, padHigh)
 }
 
 // conv2DIsStride1 reports whether conv2DStride1 handles the convolution: stride 1 and paddings smaller
@@ -212,24 +195,35 @@ func Conv2D(x, kernel *Node, stride int, padLow, padHigh [2]int) *Node {
 		Panicf("layers.Conv2D: x must be [batch, height, width, cin] and kernel [kh, kw, cin, cout], got %s and %s",
 			x.Shape(), kernel.Shape())
 	}
-	kdims := kernel.Shape().Dimensions
-	kh, kw, cin, cout := kdims[0], kdims[1], kdims[2], kdims[3]
-	if x.Shape().Dim(3) != cin {
+	if cin := kernel.Shape().Dim(2); x.Shape().Dim(3) != cin {
 		Panicf("layers.Conv2D: x has %d channels but kernel expects %d (x %s, kernel %s)",
 			x.Shape().Dim(3), cin, x.Shape(), kernel.Shape())
 	}
+	return conv2D(x, kernel, nil, stride, padLow, padHigh)
+}
+
+// conv2D is Conv2D plus bias [cout] if not nil. The flat form and the stride-1 im2col of kernels larger
+// than 1x1 fold the bias into their matrix product (a row of ones in the taps or a column of ones in the
+// patches, the bias beside the kernel), so that dbias comes out of the kernel gradient's product instead
+// of a broadcast addition and its gradient's reduction; otherwise it is added to the result.
+func conv2D(x, kernel, bias *Node, stride int, padLow, padHigh [2]int) *Node {
+	kdims := kernel.Shape().Dimensions
+	kh, kw, cin, cout := kdims[0], kdims[1], kdims[2], kdims[3]
 	if conv2DFlatApplies(x.Shape().Dim(1), x.Shape().Dim(2), kh, kw, stride, padLow, padHigh) {
-		return conv2DFlat(x, kernel, nil)
+		return conv2DFlat(x, kernel, bias)
 	}
 	if conv2DIsStride1(kh, kw, stride, padLow, padHigh) {
-		return conv2DStride1(x, kernel, nil, padLow, padHigh)
+		return conv2DStride1(x, kernel, bias, padLow, padHigh)
 	}
 	patches := Im2Col(x, kh, kw, stride, padLow, padHigh)
 	pdims := patches.Shape().Dimensions
 	batch, outH, outW := pdims[0], pdims[1], pdims[2]
 	flat := Reshape(patches, batch*outH*outW, kh*kw*cin)
-	out := matMul(flat, Reshape(kernel, kh*kw*cin, cout))
-	return Reshape(out, batch, outH, outW, cout)
+	out := Reshape(matMul(flat, Reshape(kernel, kh*kw*cin, cout)), batch, outH, outW, cout)
+	if bias != nil {
+		out = Add(out, ExpandLeftToRank(bias, 4))
+	}
+	return out
 }
 
 // conv2DStride1 is Conv2D for stride 1 and paddings smaller than the kernel, plus bias [cout] if not nil,
@@ -576,56 +570,56 @@ func convTranspose4x4Stride2Same(x, kernel *Node) *Node {
 	return Reshape(out, batch, 2*height, 2*width, cout) // row 2*my+py, column 2*mx+px.
 }
 
-// subPixelTap returns the kernel tap (0-3) that multiplies xp[m+offset] (offset 0-2, xp the input padded by
-// 1) for output phase 2m+phase of a 4x4 stride-2 "SAME" transposed convolution, or -1 if none does: even
-// outputs are x[m-1]·w0 + x[m]·w2, odd ones x[m]·w1 + x[m+1]·w3.
-func subPixelTap(offset, phase int) int {
-	return [2][3]int{{0, 2, -1}, {-1, 1, 3}}[phase][offset]
-}
+// subPixelTaps[d][p] is the kernel tap ky*4+kx that multiplies xp[my+dy, mx+dx] (d = dy*3+dx, xp the
+// input padded by 1) for output phase (py, px) (p = py*2+px) of a 4x4 stride-2 "SAME" transposed
+// convolution, or -1 if none does. Along one axis, even outputs are x[m-1]·w0 + x[m]·w2 and odd ones
+// x[m]·w1 + x[m+1]·w3: offset 0, 1, 2 takes tap 0, 2, - for phase 0 and -, 1, 3 for phase 1.
+var subPixelTaps = func() (taps [9][4]int) {
+	tap := [2][3]int{{0, 2, -1}, {-1, 1, 3}} // [phase][offset]
+	for d := range 9 {
+		for p := range 4 {
+			ky, kx := tap[p/2][d/3], tap[p%2][d%3]
+			taps[d][p] = -1
+			if ky >= 0 && kx >= 0 {
+				taps[d][p] = ky*4 + kx
+			}
+		}
+	}
+	return taps
+}()
 
 // subPixelKernel rearranges a 4x4 kernel [4, 4, cin, cout] into the kernel [3*3*cin, 2*2*cout] of the 3x3
-// convolution that yields the 4 output phases: row (dy, dx, ci) and column (py, px, co) hold
-// kernel[subPixelTap(dy, py), subPixelTap(dx, px), ci, co], or zero. Each tap's [cin, cout] block lands in
-// exactly one place, so it is built with Concatenate, and the gradient (written by hand) takes the 16
-// blocks back out of the adjoint: no transposes and no products with 0/1 selection tensors.
+// convolution that yields the 4 output phases: the block of rows (dy, dx, ·) and columns (py, px, ·) holds
+// tap subPixelTaps[dy*3+dx][py*2+px] of the kernel, [cin, cout], or zeros. Each tap lands in exactly one
+// block, so the kernel is built with Concatenate, and the gradient (written by hand) takes the 16 blocks
+// back out of the adjoint: no transposes and no products with 0/1 selection tensors.
 func subPixelKernel(kernel *Node) *Node {
 	cin, cout := kernel.Shape().Dim(2), kernel.Shape().Dim(3)
 	var adjoint, kernelIn *Node
 	kernelIn = IdentityWithCustomGradient(kernel, func(_, _ *Node) *Node {
 		blocks := make([]*Node, 16)
-		for dy := range 3 {
-			for dx := range 3 {
-				for py := range 2 {
-					for px := range 2 {
-						ky, kx := subPixelTap(dy, py), subPixelTap(dx, px)
-						if ky < 0 || kx < 0 {
-							continue
-						}
-						row, col := (dy*3+dx)*cin, (py*2+px)*cout
-						blocks[ky*4+kx] = Slice(adjoint, AxisRange(row, row+cin), AxisRange(col, col+cout))
-					}
+		for d, row := range subPixelTaps {
+			for p, tap := range row {
+				if tap >= 0 {
+					blocks[tap] = Slice(adjoint, AxisRange(d*cin, (d+1)*cin), AxisRange(p*cout, (p+1)*cout))
 				}
 			}
 		}
 		return Reshape(Concatenate(blocks, 0), 4, 4, cin, cout)
 	})
+	taps := Reshape(kernelIn, 16, cin, cout)
 	zeros := Zeros(kernel.Graph(), shapes.Make(kernel.DType(), cin, cout))
 	rows := make([]*Node, 0, 9)
-	for dy := range 3 {
-		for dx := range 3 {
-			cols := make([]*Node, 0, 4)
-			for py := range 2 {
-				for px := range 2 {
-					ky, kx := subPixelTap(dy, py), subPixelTap(dx, px)
-					if ky < 0 || kx < 0 {
-						cols = append(cols, zeros)
-						continue
-					}
-					cols = append(cols, Reshape(Slice(kernelIn, AxisElem(ky), AxisElem(kx)), cin, cout))
-				}
+	for _, row := range subPixelTaps {
+		cols := make([]*Node, 0, 4)
+		for _, tap := range row {
+			if tap < 0 {
+				cols = append(cols, zeros)
+			} else {
+				cols = append(cols, Reshape(Slice(taps, AxisElem(tap)), cin, cout))
 			}
-			rows = append(rows, Concatenate(cols, 1))
 		}
+		rows = append(rows, Concatenate(cols, 1))
 	}
 	return IdentityWithCustomGradient(Concatenate(rows, 0), func(_, v *Node) *Node {
 		adjoint = v

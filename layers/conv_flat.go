@@ -22,13 +22,12 @@ import (
 // flatLayout describes the flat channels-first layout of one [batch, height, width, channels] tensor.
 type flatLayout struct {
 	batch, height, width int
-	ph, pw               int // zero rows after each image, zero columns after each row.
-	kh, kw               int // kernel size: (2ph+1) x (2pw+1).
+	ph, pw               int // zero rows after each image, zero columns after each row: the kernel is (2ph+1) x (2pw+1).
 }
 
-// newFlatLayout returns the layout for a kh x kw "SAME" convolution of [batch, height, width, c] maps.
+// newFlatLayout returns the layout for a kh x kw "SAME" convolution (kh, kw odd) of [batch, height, width, c] maps.
 func newFlatLayout(batch, height, width, kh, kw int) flatLayout {
-	return flatLayout{batch: batch, height: height, width: width, ph: (kh - 1) / 2, pw: (kw - 1) / 2, kh: kh, kw: kw}
+	return flatLayout{batch: batch, height: height, width: width, ph: (kh - 1) / 2, pw: (kw - 1) / 2}
 }
 
 // rowLen is the length of one padded row.
@@ -81,9 +80,9 @@ func (l flatLayout) taps(f *Node, withOnes bool) *Node {
 	c := f.Shape().Dim(0)
 	m := l.margin()
 	zeros := func(n int) *Node { return Zeros(g, shapes.Make(f.DType(), c, n)) }
-	parts := make([]*Node, 0, l.kh*l.kw+1)
-	for i := range l.kh {
-		for j := range l.kw {
+	parts := make([]*Node, 0, (2*l.ph+1)*(2*l.pw+1)+1)
+	for i := range 2*l.ph + 1 {
+		for j := range 2*l.pw + 1 {
 			offset := (i-l.ph)*l.rowLen() + (j - l.pw)
 			shifted := make([]*Node, 0, 3)
 			if m-offset > 0 {

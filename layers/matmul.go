@@ -89,15 +89,22 @@ func dotNT(a, b *Node) *Node {
 	if (rank != 2 && rank != 3) || b.Rank() != rank || a.Shape().Dim(-1) != b.Shape().Dim(-1) {
 		Panicf("layers.dotNT: want a [(g,) m, k] and b [(g,) n, k], got %s and %s", a.Shape(), b.Shape())
 	}
-	var batch []int
-	if rank == 3 {
-		batch = []int{0}
-	}
 	if a.Shape().Size()*b.Shape().Dim(-2) >= smallProductMACs {
-		return DotGeneral(a, []int{rank - 1}, batch, b, []int{rank - 1}, batch)
+		return dotLastAxes(a, b)
 	}
 	if rank == 2 {
 		return DotGeneral(a, []int{1}, nil, transpose2D(b), []int{0}, nil)
 	}
-	return DotGeneral(a, []int{2}, batch, TransposeAllAxes(b, 0, 2, 1), []int{1}, batch)
+	return DotGeneral(a, []int{2}, []int{0}, TransposeAllAxes(b, 0, 2, 1), []int{1}, []int{0})
+}
+
+// dotLastAxes returns a·bᵀ as one DotGeneral contracting the last axes of a [(g,) m, k] and b [(g,) n, k]
+// (batched over the first axis for rank 3): b in the layout the backend's small kernels multiply slowly.
+func dotLastAxes(a, b *Node) *Node {
+	rank := a.Rank()
+	var batch []int
+	if rank == 3 {
+		batch = []int{0}
+	}
+	return DotGeneral(a, []int{rank - 1}, batch, b, []int{rank - 1}, batch)
 }
