@@ -26,7 +26,9 @@ var flatCases = []struct {
 	{"5x5 2->2 on 3x3 (map smaller than kernel)", 2, 3, 3, 2, 2, 5, 5},
 }
 
-func TestConv2DFlatForward(t *testing.T) {
+// TestConv2DFlat checks conv2DFlat on flatCases: the forward pass against the float64 reference, without
+// and with bias, and the gradients of x, kernel and bias against finite differences.
+func TestConv2DFlat(t *testing.T) {
 	b := getBackend(t)
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, tc := range flatCases {
@@ -36,36 +38,22 @@ func TestConv2DFlatForward(t *testing.T) {
 			bias := randNHWC(rng, 1, 1, 1, tc.cout)
 			ph, pw := (tc.kh-1)/2, (tc.kw-1)/2
 			want := refConv(x, k, 1, ph, ph, pw, pw)
-			for i := range want.data {
-				want.data[i] += bias.data[i%tc.cout]
-			}
-			e := graph.MustNewExec(b, func(x, k, bias *graph.Node) *graph.Node {
-				return conv2DFlat(x, k, graph.Reshape(bias, tc.cout))
-			})
-			got := e.MustCall(x.tensor(), k.tensor(), bias.tensor())[0]
-			if d := maxAbsDiff(t, got, want); d > 1e-10 {
-				t.Errorf("float64 max abs diff %g", d)
-			}
-			e = graph.MustNewExec(b, func(x, k *graph.Node) *graph.Node { return conv2DFlat(x, k, nil) })
-			want = refConv(x, k, 1, ph, ph, pw, pw)
+			e := graph.MustNewExec(b, func(x, k *graph.Node) *graph.Node { return conv2DFlat(x, k, nil) })
 			if d := maxAbsDiff(t, e.MustCall(x.tensor(), k.tensor())[0], want); d > 1e-10 {
 				t.Errorf("without bias: float64 max abs diff %g", d)
 			}
-		})
-	}
-}
-
-func TestConv2DFlatGradients(t *testing.T) {
-	b := getBackend(t)
-	rng := rand.New(rand.NewPCG(13, 14))
-	for _, tc := range flatCases {
-		t.Run(tc.name, func(t *testing.T) {
-			x := randNHWC(rng, tc.batch, tc.h, tc.w, tc.cin)
-			k := randNHWC(rng, tc.kh, tc.kw, tc.cin, tc.cout)
-			bias := randNHWC(rng, 1, 1, 1, tc.cout)
-			results, err := gradcheck.Inputs(b, func(in []*graph.Node) *graph.Node {
+			for i := range want.data {
+				want.data[i] += bias.data[i%tc.cout]
+			}
+			withBias := func(in []*graph.Node) *graph.Node {
 				return conv2DFlat(in[0], in[1], graph.Reshape(in[2], tc.cout))
-			}, []*tensorsT{x.tensor(), k.tensor(), bias.tensor()}, gradcheck.Options{Coordinates: 16})
+			}
+			inputs := []*tensorsT{x.tensor(), k.tensor(), bias.tensor()}
+			e = graph.MustNewExec(b, withBias)
+			if d := maxAbsDiff(t, e.MustCall(inputs[0], inputs[1], inputs[2])[0], want); d > 1e-10 {
+				t.Errorf("with bias: float64 max abs diff %g", d)
+			}
+			results, err := gradcheck.Inputs(b, withBias, inputs, gradcheck.Options{Coordinates: 16})
 			checkResults(t, results, err)
 		})
 	}
@@ -125,15 +113,7 @@ func BenchmarkConv2D(b *testing.B) {
 					out := impl.conv(x, k, graph.Reshape(bias, tc.cout))
 					return graph.Gradient(graph.ReduceAllSum(graph.Mul(out, v)), x, k, bias)
 				})
-				run := func() {
-					for _, t := range e.MustCall(x, v, k, bias) {
-						t.FinalizeAll()
-					}
-				}
-				run()
-				for b.Loop() {
-					run()
-				}
+				benchmarkExec(b, e, x, v, k, bias)
 				b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "img/s")
 			})
 		}
@@ -159,22 +139,34 @@ func BenchmarkConvTranspose2D(b *testing.B) {
 				continue // Below flatMinPositions both are the im2col.
 			}
 			b.Run(fmt.Sprintf("%dx%dx%d->%d/%s", tc.size, tc.size, tc.cin, tc.cout, impl.name), func(b *testing.B) {
-				defer func(v int) { flatMinPositions = v }(flatMinPositions)
-				flatMinPositions = impl.flatFrom
+				setFlatMinPositions(b, impl.flatFrom)
 				e := graph.MustNewExec(be, func(x, v, k *graph.Node) []*graph.Node {
 					out := ConvTranspose2D(x, k, 2, true)
 					return graph.Gradient(graph.ReduceAllSum(graph.Mul(out, v)), x, k)
 				})
-				run := func() {
-					for _, t := range e.MustCall(x, v, k) {
-						t.FinalizeAll()
-					}
-				}
-				run()
-				for b.Loop() {
-					run()
-				}
+				benchmarkExec(b, e, x, v, k)
 			})
 		}
 	}
+}
+
+// benchmarkExec runs e on inputs once (compiling it), then in the benchmark loop, releasing the outputs.
+func benchmarkExec(b *testing.B, e *graph.Exec, inputs ...any) {
+	run := func() {
+		for _, t := range e.MustCall(inputs...) {
+			t.FinalizeAll()
+		}
+	}
+	run()
+	for b.Loop() {
+		run()
+	}
+}
+
+// setFlatMinPositions sets flatMinPositions for the rest of the benchmark (or test) tb, to compare the flat
+// convolutions with the im2col; tb's cleanup restores it.
+func setFlatMinPositions(tb testing.TB, v int) {
+	old := flatMinPositions
+	flatMinPositions = v
+	tb.Cleanup(func() { flatMinPositions = old })
 }

@@ -29,10 +29,7 @@ func TestDotNT(t *testing.T) {
 			for i := range bv {
 				bv[i] = rng.NormFloat64()
 			}
-			dimsA, dimsB := []int{tc.m, tc.k}, []int{tc.n, tc.k}
-			if tc.g > 0 {
-				dimsA, dimsB = []int{g, tc.m, tc.k}, []int{g, tc.n, tc.k}
-			}
+			dimsA, dimsB := dotNTDims(tc.g, tc.m, tc.k, tc.n)
 			e := graph.MustNewExec(b, func(a, b *graph.Node) *graph.Node { return dotNT(a, b) })
 			got := tensors.MustCopyFlatData[float64](e.MustCall(
 				tensors.FromFlatDataAndDimensions(a, dimsA...), tensors.FromFlatDataAndDimensions(bv, dimsB...))[0])
@@ -58,6 +55,15 @@ func TestDotNT(t *testing.T) {
 	}
 }
 
+// dotNTDims returns the shapes of dotNT's operands a [m, k] and b [n, k], or [g, m, k] and [g, n, k] for
+// g > 0.
+func dotNTDims(g, m, k, n int) (dimsA, dimsB []int) {
+	if g > 0 {
+		return []int{g, m, k}, []int{g, n, k}
+	}
+	return []int{m, k}, []int{n, k}
+}
+
 // BenchmarkDotNT times a·bᵀ for products below smallProductMACs taken as is (the backend's kernel for a
 // right operand laid out [n, k]) and by dotNT (which transposes it first), at the U-Net's shapes:
 // attention logits at 8x8 and 4x4 (batch·heads matrices of positions x head features) and Dense input
@@ -68,32 +74,18 @@ func BenchmarkDotNT(b *testing.B) {
 		{32, 64, 16, 64}, {32, 16, 32, 16}, {0, 128, 128, 128}, {0, 512, 64, 64}, {0, 8, 128, 64},
 	} {
 		g := max(tc.g, 1)
-		dimsA, dimsB := []int{tc.m, tc.k}, []int{tc.n, tc.k}
-		if tc.g > 0 {
-			dimsA, dimsB = []int{g, tc.m, tc.k}, []int{g, tc.n, tc.k}
-		}
+		dimsA, dimsB := dotNTDims(tc.g, tc.m, tc.k, tc.n)
 		a := tensors.FromFlatDataAndDimensions(make([]float32, g*tc.m*tc.k), dimsA...)
 		bt := tensors.FromFlatDataAndDimensions(make([]float32, g*tc.n*tc.k), dimsB...)
 		for _, impl := range []struct {
 			name string
 			dot  func(a, b *graph.Node) *graph.Node
 		}{
-			{"as-is", func(a, b *graph.Node) *graph.Node {
-				r := a.Rank()
-				var batch []int
-				if r == 3 {
-					batch = []int{0}
-				}
-				return graph.DotGeneral(a, []int{r - 1}, batch, b, []int{r - 1}, batch)
-			}},
+			{"as-is", dotLastAxes},
 			{"dotNT", dotNT},
 		} {
 			b.Run(fmt.Sprintf("g=%d,m=%d,k=%d,n=%d/%s", tc.g, tc.m, tc.k, tc.n, impl.name), func(b *testing.B) {
-				e := graph.MustNewExec(be, impl.dot)
-				e.MustCall(a, bt)[0].FinalizeAll()
-				for b.Loop() {
-					e.MustCall(a, bt)[0].FinalizeAll()
-				}
+				benchmarkExec(b, graph.MustNewExec(be, impl.dot), a, bt)
 			})
 		}
 	}

@@ -220,8 +220,7 @@ func BenchmarkUNetStep(b *testing.B) {
 		flatFrom int // flatMinPositions
 	}{{"CPU", CPU(), flatMinPositions}, {"CPU_im2col", CPU(), math.MaxInt}, {"Tiny", Tiny(), flatMinPositions}} {
 		b.Run(tc.name, func(b *testing.B) {
-			defer func(v int) { flatMinPositions = v }(flatMinPositions)
-			flatMinPositions = tc.flatFrom
+			setFlatMinPositions(b, tc.flatFrom)
 			be, err := backend.New()
 			if err != nil {
 				b.Fatal(err)
