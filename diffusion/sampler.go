@@ -23,17 +23,18 @@ import (
 //
 // the update is
 //
-//	x_prev = X0 · x̂_0 + Xt · x_t + Eps · ε + Noise · z,   z ~ N(0, I).
+//	x_prev = X0 · x̂_0 + Xt · x_t + Eps · ε + Noise · z + X0Prev · x̂_0',   z ~ N(0, I),
 //
+// where x̂_0' is the previous step's x̂_0 (multistep samplers; zero at the first step).
 // When x̂_0 is clipped, ε is recomputed from it so the two stay consistent.
 type Update struct {
-	T                    int     // Timestep fed to the denoiser.
-	X0, Xt, Eps, Noise   float64 // Coefficients of the update.
-	SqrtABar, SqrtOneMAB float64 // sqrt(ᾱ_t) and sqrt(1-ᾱ_t), to form x̂_0.
+	T                          int     // Timestep fed to the denoiser.
+	X0, Xt, Eps, Noise, X0Prev float64 // Coefficients of the update.
+	SqrtABar, SqrtOneMAB       float64 // sqrt(ᾱ_t) and sqrt(1-ᾱ_t), to form x̂_0.
 }
 
 // Sampler plans the reverse process: the timesteps it visits and the update at each.
-// Implementations are small (see DDPM and DDIM): the denoiser, the compiled step and the
+// Implementations are small (see DDPM, DDIM and DPMSolver): the denoiser, the compiled step and the
 // random stream are shared by all of them.
 type Sampler interface {
 	// Plan returns the updates in execution order, from t = T-1 down to the clean image.
@@ -103,7 +104,8 @@ func NewGenerator(backend compute.Backend, store *model.Store, s *Schedule, deno
 		backend: backend, store: store, denoise: denoise, ready: map[readyKey]bool{}}
 }
 
-// stepExec returns the compiled update: inputs x_t, t (int32 scalar), coefficients [6] and z.
+// stepExec returns the compiled update: inputs x_t, t (int32 scalar), coefficients [7] (X0, Xt,
+// Eps, Noise, SqrtABar, SqrtOneMAB, X0Prev), z and the previous x̂_0; outputs x_prev and this step's x̂_0.
 func (gen *Generator) stepExec(clip bool) (*model.Exec, error) {
 	if e, ok := gen.exec[clip]; ok {
 		return e, nil
@@ -111,7 +113,7 @@ func (gen *Generator) stepExec(clip bool) (*model.Exec, error) {
 	if _, err := ParsePrediction(string(gen.Prediction)); err != nil {
 		return nil, err
 	}
-	e, err := model.NewExec(gen.backend, gen.store, func(scope *model.Scope, x, t, coef, z *Node) *Node {
+	e, err := model.NewExec(gen.backend, gen.store, func(scope *model.Scope, x, t, coef, z, x0Prev *Node) (*Node, *Node) {
 		batch := x.Shape().Dimensions[0]
 		tb := BroadcastToDims(t, batch)
 		c := func(i int) *Node { return Reshape(Slice(coef, AxisElem(i))) } // Scalar.
@@ -123,7 +125,8 @@ func (gen *Generator) stepExec(clip bool) (*model.Exec, error) {
 		}
 		out := Add(Mul(c(0), x0), Mul(c(1), x))
 		out = Add(out, Mul(c(2), eps))
-		return Add(out, Mul(c(3), z))
+		out = Add(out, Mul(c(3), z))
+		return Add(out, Mul(c(6), x0Prev)), x0
 	})
 	if err != nil {
 		return nil, err
@@ -208,7 +211,8 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 			noise[i] = rand.New(rand.NewPCG(uint64(opts.Seed), stepNoiseStream+uint64(first+i)))
 		}
 		x := tensors.FromFlatDataAndDimensions(images[first*per:(first+n)*per], n, h, w, ch)
-		defer func() { x.FinalizeAll() }()
+		x0Prev := tensors.FromFlatDataAndDimensions(make([]float32, n*per), n, h, w, ch)
+		defer func() { x.FinalizeAll(); x0Prev.FinalizeAll() }()
 		z := make([]float32, n*per)
 		frame := 1
 		for i, u := range plan {
@@ -219,7 +223,7 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 				return fmt.Errorf("sampling stopped at step %d of %d: %w", i, len(plan), opts.Context.Err())
 			}
 			coef := []float32{float32(u.X0), float32(u.Xt), float32(u.Eps), float32(u.Noise),
-				float32(u.SqrtABar), float32(u.SqrtOneMAB)}
+				float32(u.SqrtABar), float32(u.SqrtOneMAB), float32(u.X0Prev)}
 			if u.Noise == 0 {
 				clear(z)
 			} else {
@@ -229,12 +233,13 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 					}
 				}
 			}
-			outs, err := gen.run(exec, readyKey{sampler.ClipX0(), n}, x, int32(u.T), coef, tensors.FromFlatDataAndDimensions(z, n, h, w, ch))
+			outs, err := gen.run(exec, readyKey{sampler.ClipX0(), n}, x, int32(u.T), coef, tensors.FromFlatDataAndDimensions(z, n, h, w, ch), x0Prev)
 			if err != nil {
 				return fmt.Errorf("%s step %d (t=%d): %w", sampler, i, u.T, err)
 			}
 			x.FinalizeAll()
-			x = outs[0]
+			x0Prev.FinalizeAll()
+			x, x0Prev = outs[0], outs[1]
 			if record(i + 1) {
 				if err := copyInto(chains[frame][first*per:], x); err != nil {
 					return err

@@ -73,6 +73,29 @@ func expectedVariance(s *Schedule, s2 float64, sampler Sampler) float64 {
 			m := math.Sqrt(abPrev)*k0(t) + math.Sqrt(1-abPrev-sig2)*ke(t)
 			v = m*m*v + sig2
 		}
+	case DPMSolver:
+		// Lu et al. (2022), DPM-Solver++(2M): x' = (σ'/σ) x - α'(e^{-h} - 1) D with the midpoint D.
+		// For Gaussian data the whole chain is linear in the starting noise: x = m x_T.
+		ts, _ := DDIMTimesteps(s.T, smp.Steps, smp.Spacing)
+		lam := func(t int) float64 { return math.Log(math.Sqrt(s.AlphaBars[t]) / math.Sqrt(1-s.AlphaBars[t])) }
+		m, mPrev := 1.0, 0.0 // x = m x_T, and the previous step's x̂_0 = mPrev x_T.
+		for i, t := range ts {
+			x0 := k0(t) * m
+			if i+1 == len(ts) {
+				m = x0
+				break
+			}
+			next := ts[i+1]
+			h := lam(next) - lam(t)
+			D := x0
+			if i > 0 {
+				r := (lam(t) - lam(ts[i-1])) / h
+				D = (1+1/(2*r))*x0 - mPrev/(2*r)
+			}
+			m = math.Sqrt((1-s.AlphaBars[next])/(1-s.AlphaBars[t]))*m - math.Sqrt(s.AlphaBars[next])*(math.Exp(-h)-1)*D
+			mPrev = x0
+		}
+		v = m * m
 	}
 	return v
 }
@@ -115,6 +138,9 @@ func TestSamplersOnGaussianData(t *testing.T) {
 		{DDIM{Steps: 100, Eta: 0.5}, true},
 		{DDIM{Steps: 200}, true},
 		{DDIM{Steps: 200, Eta: 1}, true},
+		{DPMSolver{Steps: 10}, false},
+		{DPMSolver{Steps: 10, Spacing: SpacingTrailing}, false},
+		{DPMSolver{Steps: 200}, true},
 	}
 	for _, kind := range []string{ScheduleScaledLinear, ScheduleCosine} {
 		s, err := ScheduleByName(kind, 200)
@@ -217,7 +243,8 @@ func TestSamplerChainAndErrors(t *testing.T) {
 	if len(res.Chain) != 9 { // The start, then after steps 25, 50, ..., 200 (the last step is not repeated).
 		t.Errorf("DDPM chain every 25 of 200 steps has %d frames, want 9", len(res.Chain))
 	}
-	for _, smp := range []Sampler{DDIM{Steps: 201}, DDIM{Steps: -2}, DDIM{Eta: 1.5}, DDIM{Eta: -0.1}, DDIM{Spacing: "leading"}, DDPM{Variance: "huge"}} {
+	for _, smp := range []Sampler{DDIM{Steps: 201}, DDIM{Steps: -2}, DDIM{Eta: 1.5}, DDIM{Eta: -0.1}, DDIM{Spacing: "leading"}, DDPM{Variance: "huge"},
+		DPMSolver{Steps: 201}, DPMSolver{Spacing: "leading"}} {
 		if _, err := gen.Sample(smp, SampleOptions{N: 1}); err == nil {
 			t.Errorf("%s accepted", smp)
 		}

@@ -93,7 +93,7 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{[]string{"--checkpoint", filepath.Join(dir, "nothing")}, "no such file"},
 		{[]string{"--checkpoint", dir}, "no checkpoint in"},
-		{[]string{"--checkpoint", writeTinyCheckpoint(t, filepath.Join(dir, "run")), "--steps", "41"}, "more DDIM steps than the model's T=40"},
+		{[]string{"--checkpoint", writeTinyCheckpoint(t, filepath.Join(dir, "run")), "--steps", "41"}, "more steps than the model's T=40"},
 	} {
 		o, err := parseFlags(append(tc.args, "--classifier-cache", cache), io.Discard)
 		if err != nil {

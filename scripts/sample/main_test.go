@@ -93,7 +93,7 @@ func TestSampleBadInput(t *testing.T) {
 	ckpt := writeUntrainedCheckpoint(t, dir, 20)
 	b, _ := backend.New()
 	for _, args := range [][]string{
-		{"--sampler", "euler"}, {"--steps", "-1"}, {"--eta", "1.5"}, {"--eta", "-0.1"}, {"--spacing", "leading"}, {"--n", "0"},
+		{"--sampler", "euler"}, {"--sampler", "dpm++", "--eta", "0.5"}, {"--steps", "-1"}, {"--eta", "1.5"}, {"--eta", "-0.1"}, {"--spacing", "leading"}, {"--n", "0"},
 		{"--out", "x.jpg"}, {"--gif", "x.png"}, {"--variance", "huge"}, {"stray"},
 	} {
 		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
@@ -105,7 +105,7 @@ func TestSampleBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"too many DDIM steps", []string{"--checkpoint", dir, "--steps", "21"}, "more DDIM steps"},
+		{"too many DDIM steps", []string{"--checkpoint", dir, "--steps", "21"}, "more steps than"},
 		{"missing checkpoint", []string{"--checkpoint", filepath.Join(dir, "nope")}, "train one first"},
 		{"corrupt checkpoint", []string{"--checkpoint", corrupt(t, ckpt)}, "corrupt"},
 		{"other preset", []string{"--checkpoint", otherPreset(t, ckpt)}, "another model configuration"},
@@ -148,4 +148,35 @@ func otherPreset(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return other
+}
+
+func TestSampleDPMSolver(t *testing.T) {
+	dir := t.TempDir()
+	writeUntrainedCheckpoint(t, dir, 20)
+	b, _ := backend.New()
+	out := func(name string) string { return filepath.Join(dir, name) }
+	var log bytes.Buffer
+	for _, smp := range []string{"ddim", "dpm++"} {
+		o := parse(t, "--checkpoint", dir, "--sampler", smp, "--n", "2", "--steps", "4", "--seed", "5",
+			"--out", out(smp+".png"), "--gif", out(smp+".gif"))
+		if err := run(context.Background(), o, b, &log, &log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(log.String(), "DPM-Solver++") {
+		t.Errorf("log does not name the sampler:\n%s", log.String())
+	}
+	ddim, _ := os.ReadFile(out("ddim.png"))
+	dpm, _ := os.ReadFile(out("dpm++.png"))
+	if bytes.Equal(ddim, dpm) { // Same first and last steps, but the two middle ones are second order.
+		t.Error("dpm++ drew the same images as ddim")
+	}
+	f, err := os.Open(out("dpm++.gif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if g, err := gif.DecodeAll(f); err != nil || len(g.Image) != 5 {
+		t.Errorf("dpm++ GIF: %v, want 5 frames (the noise and 4 steps)", err)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/gomlx/compute"
@@ -98,6 +100,11 @@ func Parse(fs *flag.FlagSet, args []string) error {
 // SpacingUsage describes the DDIM spacing flags (--spacing, train's --ddim-spacing).
 const SpacingUsage = "which DDIM timesteps: linspace (evenly spread from T-1 to 0) or trailing (from T-1 down in steps of T/steps)"
 
+// samplers lists the --sampler values; samplerDPMSolver names DPM-Solver++(2M).
+var samplers = []string{"ddim", "ddpm", samplerDPMSolver}
+
+const samplerDPMSolver = "dpm++"
+
 // SamplerFlags are the flags that choose and configure a sampler and the weights it uses.
 type SamplerFlags struct {
 	Sampler, Variance, Spacing string
@@ -109,8 +116,8 @@ type SamplerFlags struct {
 // Register adds --sampler, --steps, --eta, --spacing, --variance, --clip and --raw-weights to fs.
 func (s *SamplerFlags) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.RawWeights, "raw-weights", false, "sample from the weights of the last training step instead of their moving average (when the run kept one, see train --ema)")
-	fs.StringVar(&s.Sampler, "sampler", "ddim", "sampler: ddim or ddpm")
-	fs.IntVar(&s.Steps, "steps", diffusion.DefaultDDIMSteps, "DDIM steps (ddpm always takes all T steps)")
+	fs.StringVar(&s.Sampler, "sampler", "ddim", "sampler: ddim, ddpm or dpm++ (DPM-Solver++(2M), deterministic, on DDIM's timesteps)")
+	fs.IntVar(&s.Steps, "steps", diffusion.DefaultDDIMSteps, "DDIM or DPM-Solver++ steps (ddpm always takes all T steps)")
 	fs.Float64Var(&s.Eta, "eta", 0, "DDIM eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
 	fs.StringVar(&s.Spacing, "spacing", string(diffusion.DefaultSpacing), SpacingUsage)
 	fs.StringVar(&s.Variance, "variance", diffusion.VarianceBeta, "DDPM step variance: beta or posterior")
@@ -119,7 +126,8 @@ func (s *SamplerFlags) Register(fs *flag.FlagSet) {
 
 // Validate records the errors of out-of-range sampler flags.
 func (s *SamplerFlags) Validate(c *Checks) {
-	c.Check(s.Sampler == "ddim" || s.Sampler == "ddpm", "--sampler=%q: use ddim or ddpm", s.Sampler)
+	c.Check(slices.Contains(samplers, s.Sampler), "--sampler=%q: use one of %s", s.Sampler, strings.Join(samplers, ", "))
+	c.Check(s.Sampler != samplerDPMSolver || s.Eta == 0, "--eta=%g: %s is deterministic (use ddim for eta > 0)", s.Eta, samplerDPMSolver)
 	c.Check(s.Steps >= 1, "--steps=%d: must be >= 1", s.Steps)
 	c.Check(s.Eta >= 0 && s.Eta <= 1 && !math.IsNaN(s.Eta), "--eta=%g: must lie in [0, 1]", s.Eta)
 	c.CheckSpacing("spacing", s.Spacing)
@@ -141,7 +149,10 @@ func (s *SamplerFlags) Build(T int) (diffusion.Sampler, error) {
 		return diffusion.DDPM{Variance: s.Variance, Clip: s.Clip}, nil
 	}
 	if s.Steps > T {
-		return nil, fmt.Errorf("--steps=%d: more DDIM steps than the model's T=%d", s.Steps, T)
+		return nil, fmt.Errorf("--steps=%d: more steps than the model's T=%d", s.Steps, T)
+	}
+	if s.Sampler == samplerDPMSolver {
+		return diffusion.DPMSolver{Steps: s.Steps, Clip: s.Clip, Spacing: diffusion.Spacing(s.Spacing)}, nil
 	}
 	return diffusion.DDIM{Steps: s.Steps, Eta: s.Eta, Clip: s.Clip, Spacing: diffusion.Spacing(s.Spacing)}, nil
 }
