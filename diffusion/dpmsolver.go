@@ -29,7 +29,7 @@ func (d DPMSolver) Plan(s *Schedule) ([]Update, error) {
 	if err != nil {
 		return nil, err
 	}
-	lambda := func(ab float64) float64 { return 0.5 * (math.Log(ab) - math.Log1p(-ab)) }
+	lambda := func(ab float64) float64 { return 0.5 * (math.Log(ab) - math.Log1p(-ab)) } // log(α/σ).
 	plan := make([]Update, len(ts))
 	for i, t := range ts {
 		u := Update{T: t, SqrtABar: s.SqrtAlphaBars[t], SqrtOneMAB: s.SqrtOneMinusABar[t]}
@@ -41,18 +41,19 @@ func (d DPMSolver) Plan(s *Schedule) ([]Update, error) {
 		ab, abPrev := s.AlphaBars[t], s.AlphaBars[ts[i+1]]
 		h := lambda(abPrev) - lambda(ab)
 		u.Xt = math.Sqrt((1 - abPrev) / (1 - ab))
-		d := -math.Sqrt(abPrev) * math.Expm1(-h) // α_prev (1 - e^{-h}).
-		u.X0 = d
+		step := -math.Sqrt(abPrev) * math.Expm1(-h) // α_prev (1 - e^{-h}).
+		u.X0 = step
 		if i > 0 {
 			r := (lambda(ab) - lambda(s.AlphaBars[ts[i-1]])) / h
-			u.X0 = d * (1 + 1/(2*r))
-			u.X0Prev = -d / (2 * r)
+			u.X0 = step * (1 + 1/(2*r))
+			u.X0Prev = -step / (2 * r)
 		}
 		plan[i] = u
 	}
 	return plan, nil
 }
 
+// steps returns S, DefaultDDIMSteps if Steps is 0.
 func (d DPMSolver) steps() int {
 	if d.Steps == 0 {
 		return DefaultDDIMSteps
