@@ -86,11 +86,7 @@ func (d DDIM) Plan(s *Schedule) ([]Update, error) {
 	if err := checkEta(d.Eta); err != nil {
 		return nil, err
 	}
-	steps := d.Steps
-	if steps == 0 {
-		steps = DefaultDDIMSteps
-	}
-	ts, err := DDIMTimesteps(s.T, steps, d.Spacing)
+	ts, err := DDIMTimesteps(s.T, stepsOrDefault(d.Steps), d.Spacing)
 	if err != nil {
 		return nil, err
 	}
@@ -113,9 +109,14 @@ func (d DDIM) ClipX0() bool { return d.Clip }
 
 // String implements Sampler.
 func (d DDIM) String() string {
-	steps := d.Steps
+	return fmt.Sprintf("DDIM(steps=%d, eta=%g, clip=%v, spacing=%s)", stepsOrDefault(d.Steps), d.Eta, d.Clip, d.Spacing.orDefault())
+}
+
+// stepsOrDefault returns a sampler's number of steps S, or DefaultDDIMSteps if it is 0 (DDIM and
+// DPMSolver).
+func stepsOrDefault(steps int) int {
 	if steps == 0 {
-		steps = DefaultDDIMSteps
+		return DefaultDDIMSteps
 	}
-	return fmt.Sprintf("DDIM(steps=%d, eta=%g, clip=%v, spacing=%s)", steps, d.Eta, d.Clip, d.Spacing.orDefault())
+	return steps
 }

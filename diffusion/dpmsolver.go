@@ -25,7 +25,7 @@ type DPMSolver struct {
 
 // Plan implements Sampler.
 func (d DPMSolver) Plan(s *Schedule) ([]Update, error) {
-	ts, err := DDIMTimesteps(s.T, d.steps(), d.Spacing)
+	ts, err := DDIMTimesteps(s.T, stepsOrDefault(d.Steps), d.Spacing)
 	if err != nil {
 		return nil, err
 	}
@@ -53,18 +53,10 @@ func (d DPMSolver) Plan(s *Schedule) ([]Update, error) {
 	return plan, nil
 }
 
-// steps returns S, DefaultDDIMSteps if Steps is 0.
-func (d DPMSolver) steps() int {
-	if d.Steps == 0 {
-		return DefaultDDIMSteps
-	}
-	return d.Steps
-}
-
 // ClipX0 implements Sampler.
 func (d DPMSolver) ClipX0() bool { return d.Clip }
 
 // String implements Sampler.
 func (d DPMSolver) String() string {
-	return fmt.Sprintf("DPM-Solver++(2M, steps=%d, clip=%v, spacing=%s)", d.steps(), d.Clip, d.Spacing.orDefault())
+	return fmt.Sprintf("DPM-Solver++(2M, steps=%d, clip=%v, spacing=%s)", stepsOrDefault(d.Steps), d.Clip, d.Spacing.orDefault())
 }
