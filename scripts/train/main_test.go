@@ -22,7 +22,7 @@ import (
 func tinyRun(t *testing.T, out string, extra ...string) *options {
 	t.Helper()
 	args := append([]string{"--preset", "tiny", "--batch", "2", "--steps", "6", "--ckpt-every", "2",
-		"--ddpm-samples", "0", "--ddim-samples", "0", "--minutes", "0", "--T", "40", "--ddim-steps", "4", "--out", out}, extra...)
+		"--ddpm-samples", "0", "--ddim-samples", "0", "--dpm-samples", "0", "--minutes", "0", "--T", "40", "--ddim-steps", "4", "--out", out}, extra...)
 	o, err := parseFlags(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -113,11 +113,11 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 func TestOutputsDecode(t *testing.T) {
 	b := clitest.MNISTBackend(t)
 	out := t.TempDir()
-	o := tinyRun(t, out, "--steps", "2", "--ddim-samples", "9", "--ddpm-samples", "4")
+	o := tinyRun(t, out, "--steps", "2", "--ddim-samples", "9", "--ddpm-samples", "4", "--dpm-samples", "4")
 	if err := run(context.Background(), o, b, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	for name, cols := range map[string]int{"samples_ddim.png": 3, "samples_ddpm.png": 2} {
+	for name, cols := range map[string]int{"samples_ddim.png": 3, "samples_ddpm.png": 2, "samples_dpm.png": 2} {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -132,7 +132,7 @@ func TestOutputsDecode(t *testing.T) {
 			t.Errorf("%s is %d pixels wide", name, w)
 		}
 	}
-	frames := map[string]int{"chain_ddim.gif": 4 + 1, "chain_ddpm.gif": 40/max(1, 40/25) + 1}
+	frames := map[string]int{"chain_ddim.gif": 4 + 1, "chain_ddpm.gif": 40/max(1, 40/25) + 1, "chain_dpm.gif": 4 + 1}
 	for name, want := range frames {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
