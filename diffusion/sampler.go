@@ -90,6 +90,10 @@ type Generator struct {
 	// and may initialise the store's variables: concurrent shards must not do that twice at once.
 	readyMu sync.Mutex
 	ready   map[readyKey]bool
+
+	// weights are the tensors that held the store's variables when the step graphs last ran (see
+	// dropIfStale).
+	weights map[*model.Variable]*tensors.Tensor
 }
 
 type readyKey struct {
@@ -155,6 +159,8 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 	if err != nil {
 		return nil, err
 	}
+	gen.dropIfStale()
+	defer gen.recordWeights()
 	exec, err := gen.stepExec(sampler.ClipX0())
 	if err != nil {
 		return nil, err
@@ -277,6 +283,39 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 		res.Chain = append(res.Chain, tensors.FromFlatDataAndDimensions(c, opts.N, h, w, ch))
 	}
 	return res, nil
+}
+
+// dropIfStale discards the compiled step graphs when any variable of the store holds another
+// tensor than when they last ran (training, UseEMAWeights, a loaded checkpoint). Backends that
+// prefer constants (compute.Capabilities.PreferConstantsForVariables: the Go backend and ONNX
+// Runtime) bake the weights into inference graphs, which would otherwise keep sampling the old ones.
+func (gen *Generator) dropIfStale() {
+	stale := false
+	for v := range gen.store.IterVariables() {
+		if t, ok := gen.weights[v]; v.HasValue() && (!ok || t != v.MustValue()) {
+			stale = true
+			break
+		}
+	}
+	if !stale || len(gen.exec) == 0 {
+		return
+	}
+	for _, e := range gen.exec {
+		e.Finalize()
+	}
+	gen.exec = map[bool]*model.Exec{}
+	gen.ready = map[readyKey]bool{}
+}
+
+// recordWeights remembers which tensor holds each variable, for dropIfStale. Holding them also keeps
+// their addresses from being reused by new tensors.
+func (gen *Generator) recordWeights() {
+	gen.weights = map[*model.Variable]*tensors.Tensor{}
+	for v := range gen.store.IterVariables() {
+		if v.HasValue() {
+			gen.weights[v] = v.MustValue()
+		}
+	}
 }
 
 // run executes the sampler step; the first execution for a key runs alone (see readyMu).

@@ -307,3 +307,47 @@ func TestParallelism(t *testing.T) {
 		t.Errorf("Parallelism(nil) = %d, want 1", got)
 	}
 }
+
+// TestGeneratorSeesNewWeights changes a weight between two Sample calls of one Generator: the second
+// call must use the new value, as a fresh Generator does, even on backends that bake weights into
+// inference graphs as constants.
+func TestGeneratorSeesNewWeights(t *testing.T) {
+	s, _ := ScheduleByName(ScheduleCosine, 50)
+	exact := gaussianDenoiser(s, 0.3)
+	denoise := func(scope *model.Scope, x, tt *Node) *Node {
+		w := scope.VariableWithValue("w", float32(1)).NodeValue(x.Graph())
+		return Mul(w, exact(scope, x, tt))
+	}
+	sample := func(gen *Generator) []float32 {
+		res, err := gen.Sample(DDIM{Steps: 5}, SampleOptions{N: 4, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := tensors.CopyFlatData[float32](res.Images)
+		return v
+	}
+	store := model.NewStore()
+	gen := NewGenerator(testBackend(), store, s, denoise, 4, 4, 1)
+	before := sample(gen)
+	w := store.GetVariable("/model/w")
+	if w == nil {
+		t.Fatal("the denoiser's variable /model/w was not created")
+	}
+	if err := w.SetValue(tensors.FromValue(float32(0.5))); err != nil {
+		t.Fatal(err)
+	}
+	after := sample(gen)
+
+	fresh := model.NewStore()
+	fresh.VariableWithValue("/model/w", float32(0.5))
+	want := sample(NewGenerator(testBackend(), fresh, s, denoise, 4, 4, 1))
+	same, stale := true, true
+	for i := range want {
+		same = same && after[i] == want[i]
+		stale = stale && after[i] == before[i]
+	}
+	if stale || !same {
+		t.Errorf("after the weight changed the generator drew %v, want %v (a fresh generator's); before the change %v",
+			after[:4], want[:4], before[:4])
+	}
+}

@@ -41,6 +41,7 @@ func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, de
 	var err error
 	st.noise, err = model.NewExec(backend, store, func(scope *model.Scope, x0 *Node) (*Node, *Node) {
 		g := x0.Graph()
+		store.SetTraining(g, true) // Reads and advances the random state: a variable, never a constant.
 		t := scope.RandomIntN(g, int32(s.T), shapes.Make(dtypes.Int32, x0.Shape().Dimensions[0]))
 		return t, scope.RandomNormal(g, x0.Shape())
 	})
@@ -67,6 +68,7 @@ func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, de
 	}
 	st.apply, err = model.NewExec(backend, store, func(scope *model.Scope, in []*Node) *Node {
 		g := in[0].Graph()
+		store.SetTraining(g, true) // Updates the weights, Adam's moments and the step counter.
 		nv := len(st.vars)
 		grads := make([]*Node, nv)
 		for i, v := range st.vars {

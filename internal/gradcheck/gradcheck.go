@@ -170,7 +170,11 @@ func Variables(backend compute.Backend, store *model.Store, fn func(scope *model
 	for i, in := range inputs {
 		args[i] = in
 	}
+	// Both graphs are marked training: the check changes the variables between executions, so
+	// they must stay graph parameters, not constants baked in at compilation (see
+	// compute.Capabilities.PreferConstantsForVariables).
 	lossExec := model.MustNewExec(backend, store, func(scope *model.Scope, xs []*graph.Node) *graph.Node {
+		store.SetTraining(xs[0].Graph(), true)
 		return lossFn(scope, xs)
 	})
 	defer lossExec.Finalize()
@@ -197,6 +201,7 @@ func Variables(backend compute.Backend, store *model.Store, fn func(scope *model
 	opts = opts.withDefaults(vars[0].DType())
 
 	gradExec := model.MustNewExec(backend, store, func(scope *model.Scope, xs []*graph.Node) []*graph.Node {
+		store.SetTraining(xs[0].Graph(), true)
 		loss := lossFn(scope, xs)
 		g := loss.Graph()
 		var wrt []*graph.Node
