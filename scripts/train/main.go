@@ -3,7 +3,11 @@
 // and at the end grids of samples drawn with DDIM, DPM-Solver++ and DDPM, with their denoising chains
 // as GIFs.
 //
-//	go run ./scripts/train                      # the default run (cpu preset, see README)
+// Training runs until --steps (or --epochs) are done; --minutes sets a time budget only when given
+// (the default job, scripts/train.sh, passes --minutes 12).
+//
+//	go run ./scripts/train                      # the cpu preset for --steps 3000, no time limit
+//	go run ./scripts/train --minutes 12         # the same, stopped after 12 minutes (as scripts/train.sh)
 //	go run ./scripts/train --preset tutorial --epochs 10 --out runs/tutorial
 //	go run ./scripts/train --resume --out runs/train   # continue after a crash or Ctrl-C
 package main
@@ -55,12 +59,13 @@ type options struct {
 	afterStep func(step int64)
 }
 
-// Defaults of the main job: see the README for what they give on 2 CPU cores.
+// Defaults of the main job: see the README for what they give on 2 CPU cores. There is no
+// default time budget (--minutes 0): scripts/train.sh passes --minutes 12 for the default CPU job.
 const (
 	defaultPreset   = "cpu"
 	defaultSchedule = diffusion.ScheduleCosine
 	defaultSteps    = 3000
-	defaultMinutes  = 12.0
+	defaultMinutes  = 0.0
 	defaultBatch    = 16
 	defaultEMA      = 0.999
 )
@@ -73,7 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.T, "T", diffusion.DefaultT, "number of diffusion steps")
 	fs.IntVar(&o.epochs, "epochs", 0, "epochs to train (overrides --steps when > 0)")
 	fs.IntVar(&o.steps, "steps", defaultSteps, "training steps (batches) to train in total")
-	fs.Float64Var(&o.minutes, "minutes", defaultMinutes, "stop training after this many minutes of this invocation even if --steps is not reached (0: no limit; the step count then depends on the machine's speed)")
+	fs.Float64Var(&o.minutes, "minutes", defaultMinutes, "time budget: stop training after this many minutes of this invocation even if --steps or --epochs is not reached; "+
+		"the step count then depends on the machine's speed (0, the default: no limit; scripts/train.sh passes 12)")
 	fs.IntVar(&o.batch, "batch", defaultBatch, "batch size")
 	fs.Float64Var(&o.lr, "lr", 0, "Adam learning rate (0: the preset's default)")
 	fs.Float64Var(&o.ema, "ema", defaultEMA, "decay of the moving average of the weights used for sampling (0: sample from the raw weights)")
@@ -129,6 +135,15 @@ func (o *options) validate() error {
 	return c.Err()
 }
 
+// totalSteps is the step count the run trains to: --epochs epochs of stepsPerEpoch batches when
+// --epochs > 0, else --steps. --minutes may stop it earlier.
+func (o *options) totalSteps(stepsPerEpoch int) int64 {
+	if o.epochs > 0 {
+		return int64(o.epochs) * int64(stepsPerEpoch)
+	}
+	return int64(o.steps)
+}
+
 // presetLearningRate is the default Adam learning rate per preset: the tutorial's 1e-4 for its
 // network; the small CPU models converge faster with a larger one.
 func presetLearningRate(preset string) float64 {
@@ -169,10 +184,7 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	total := int64(o.steps)
-	if o.epochs > 0 {
-		total = int64(o.epochs * batcher.StepsPerEpoch())
-	}
+	total := o.totalSteps(batcher.StepsPerEpoch())
 	trainer, err := diffusion.NewTrainer(b, store, schedule, experiment.Denoiser(meta.UNet),
 		meta.TrainConfig())
 	if err != nil {

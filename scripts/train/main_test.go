@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/scripts/internal/cli"
 	"github.com/godiffusion/godiffusion/scripts/internal/clitest"
@@ -189,8 +190,31 @@ func TestFlagValidation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults rejected: %v", err)
 	}
-	if o.preset != defaultPreset || o.steps != defaultSteps {
+	if o.preset != defaultPreset || o.steps != defaultSteps || o.minutes != 0 {
 		t.Errorf("defaults %+v", o)
+	}
+}
+
+// TestEpochsHaveNoTimeLimit: --epochs alone trains every epoch; a time budget applies only when
+// --minutes is given (scripts/train.sh passes --minutes 12, and a later --minutes wins).
+func TestEpochsHaveNoTimeLimit(t *testing.T) {
+	o, err := parseFlags([]string{"--preset", "tutorial", "--epochs", "10"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.minutes != 0 {
+		t.Errorf("--preset tutorial --epochs 10: minutes %g, want 0 (no time limit)", o.minutes)
+	}
+	perEpoch := mnist.StepsPerEpoch(60000, o.batch, mnist.DropRemainder) // 3,750 at batch 16
+	if got, want := o.totalSteps(perEpoch), int64(10*perEpoch); got != want {
+		t.Errorf("--epochs 10 at batch %d: %d steps, want %d", o.batch, got, want)
+	}
+	o, err = parseFlags([]string{"--minutes", "12", "--steps", "50", "--minutes", "3"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.minutes != 3 || o.totalSteps(perEpoch) != 50 {
+		t.Errorf("--minutes 12 ... --minutes 3 --steps 50: minutes %g, %d steps; want 3 and 50", o.minutes, o.totalSteps(perEpoch))
 	}
 }
 
