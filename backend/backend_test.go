@@ -1,28 +1,75 @@
 package backend
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
 )
 
-func TestNew(t *testing.T) {
+// noEngines hides every installed engine from the automatic choice.
+func noEngines(t *testing.T) {
 	t.Setenv(compute.ConfigEnvVar, "")
-	t.Setenv("PJRT_PLUGIN_LIBRARY_PATH", t.TempDir()) // No plugin there: the Go backend is chosen.
+	t.Setenv("PJRT_PLUGIN_LIBRARY_PATH", t.TempDir())                                            // No plugin there.
+	t.Setenv("ONNXRUNTIME_SHARED_LIBRARY_PATH", filepath.Join(t.TempDir(), "libonnxruntime.so")) // No such file.
+}
+
+func TestNew(t *testing.T) {
+	noEngines(t)
 	b, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Name() != "Go Backend" && !strings.Contains(strings.ToLower(b.Name()), "go") {
-		t.Errorf("default backend %q, want the pure Go backend", b.Name())
+	if Kind(b) != Go {
+		t.Errorf("with no engine installed New chose %q, want the pure Go backend", b.Name())
+	}
+	if got := Installed(); !slices.Equal(got, []string{DefaultGoConfig}) {
+		t.Errorf("Installed() = %q with no engine installed, want only %q", got, DefaultGoConfig)
 	}
 	t.Setenv(compute.ConfigEnvVar, "no-such-backend")
 	if _, err := New(); err == nil || !strings.Contains(err.Error(), "no-such-backend") {
 		t.Errorf("unknown $GOMLX_BACKEND: error %v, want one naming it", err)
 	}
 	t.Setenv(compute.ConfigEnvVar, "go")
-	if b, err := New(); err != nil || !strings.Contains(strings.ToLower(b.Name()), "go") {
+	if b, err := New(); err != nil || Kind(b) != Go {
 		t.Errorf("GOMLX_BACKEND=go: %v, %v", b, err)
+	}
+}
+
+// TestONNXLibraryPath checks where an installed ONNX Runtime library is looked for.
+func TestONNXLibraryPath(t *testing.T) {
+	noEngines(t)
+	if p := ONNXLibraryPath(); p != "" {
+		t.Errorf("ONNXLibraryPath() = %q for a missing $ONNXRUNTIME_SHARED_LIBRARY_PATH, want \"\"", p)
+	}
+	lib := filepath.Join(t.TempDir(), "libonnxruntime.so")
+	if err := os.WriteFile(lib, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ONNXRUNTIME_SHARED_LIBRARY_PATH", lib)
+	if p := ONNXLibraryPath(); p != lib {
+		t.Errorf("ONNXLibraryPath() = %q, want $ONNXRUNTIME_SHARED_LIBRARY_PATH %q", p, lib)
+	}
+	if got := Installed(); !slices.Equal(got, []string{DefaultONNXConfig, DefaultGoConfig}) {
+		t.Errorf("Installed() = %q with a library present, want %q then %q", got, DefaultONNXConfig, DefaultGoConfig)
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("ONNXRUNTIME_SHARED_LIBRARY_PATH", "")
+	if p := ONNXLibraryPath(); p != "" {
+		t.Errorf("ONNXLibraryPath() = %q with an empty home, want \"\"", p)
+	}
+	installed := filepath.Join(home, ".local", "lib", "onnxruntime", "libonnxruntime.so")
+	if err := os.MkdirAll(filepath.Dir(installed), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(installed, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p := ONNXLibraryPath(); p != installed {
+		t.Errorf("ONNXLibraryPath() = %q, want GoMLX's install folder %q", p, installed)
 	}
 }

@@ -45,12 +45,9 @@ func RationalSigmoid(x *Node) *Node {
 	return AddScalar(MulScalar(RationalTanh(MulScalar(x, 0.5)), 0.5), 0.5)
 }
 
-// SiLU is x·sigmoid(x) (Flax's nn.silu, a.k.a. swish).
-func SiLU(x *Node) *Node { return Mul(x, RationalSigmoid(x)) }
-
-// GeluTanh is Flax's nn.gelu default (approximate=True): 0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³))).
-func GeluTanh(x *Node) *Node {
+// geluTanh is GeluTanh with the given tanh.
+func geluTanh(x *Node, tanh func(*Node) *Node) *Node {
 	x3 := Mul(Mul(x, x), x)
 	inner := MulScalar(Add(x, MulScalar(x3, 0.044715)), math.Sqrt(2/math.Pi))
-	return Mul(MulScalar(x, 0.5), OnePlus(RationalTanh(inner)))
+	return Mul(MulScalar(x, 0.5), OnePlus(tanh(inner)))
 }

@@ -42,7 +42,7 @@ func attention(scope *model.Scope, x *Node, heads int, outInitializer model.Vari
 	part := func(i int) *Node {
 		return Reshape(Slice(qkv, AxisElem(i), AxisRange(), AxisRange(), AxisRange(), AxisRange()), batch*heads, n, headDim)
 	}
-	out := attentionCore(part(0), part(1), part(2), 1/math.Sqrt(float64(headDim))) // [b*h, i, d]
+	out := attentionOutput(part(0), part(1), part(2), 1/math.Sqrt(float64(headDim))) // [b*h, i, d]
 	// [b, h, i, d] -> [b, i, h, d]: the heads' outputs concatenated per position.
 	out = Reshape(TransposeAllAxes(Reshape(out, batch, heads, n, headDim), 0, 2, 1, 3), batch, n, channels)
 	outScope := scope.In("out")

@@ -12,7 +12,7 @@ import (
 func Block(scope *model.Scope, x *Node, dim, groups int) *Node {
 	x = Conv(scope, x).Channels(dim).KernelSize(3).Done()
 	x = GroupNorm(scope, x, groups)
-	return siluWithGradient(x)
+	return SiLU(x)
 }
 
 // siluWithGradient is SiLU(x) = x·σ(x) (σ computed by RationalSigmoid) with a hand-written gradient:
@@ -24,7 +24,7 @@ func Block(scope *model.Scope, x *Node, dim, groups int) *Node {
 // is kept, so that the checks compare the gradient of the very function computed.
 func siluWithGradient(x *Node) *Node {
 	if x.DType() != dtypes.Float32 {
-		return SiLU(x)
+		return Mul(x, RationalSigmoid(x))
 	}
 	var adjoint, xIn, s, out *Node
 	xIn = IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
@@ -61,7 +61,7 @@ func addTimeEmbedding(scope *model.Scope, h, timeEmbedding *Node, block string) 
 		Panicf("layers.%s: timeEmbedding must be [batch=%d, features], got %s",
 			block, h.Shape().Dim(0), timeEmbedding.Shape())
 	}
-	temb := Dense(scope, siluWithGradient(timeEmbedding), h.Shape().Dim(-1), true)
+	temb := Dense(scope, SiLU(timeEmbedding), h.Shape().Dim(-1), true)
 	return Add(h, InsertAxes(temb, 1, 1)) // [batch, 1, 1, dim]
 }
 
@@ -107,7 +107,7 @@ func PreNormAttentionBlock(scope *model.Scope, x *Node, heads, groups int) *Node
 // normSiLU is SiLU(GroupNorm(x)) with gcd(groups, channels) groups, the pre-activation of PreNormResnetBlock
 // and of the PreNorm U-Net's output.
 func normSiLU(scope *model.Scope, x *Node, groups int) *Node {
-	return siluWithGradient(GroupNorm(scope, x, gcd(groups, x.Shape().Dim(-1))))
+	return SiLU(GroupNorm(scope, x, gcd(groups, x.Shape().Dim(-1))))
 }
 
 // gcd returns the greatest common divisor of a and b (> 0).

@@ -209,17 +209,17 @@ func Conv2D(x, kernel *Node, stride int, padLow, padHigh [2]int) *Node {
 func conv2D(x, kernel, bias *Node, stride int, padLow, padHigh [2]int) *Node {
 	kdims := kernel.Shape().Dimensions
 	kh, kw, cin, cout := kdims[0], kdims[1], kdims[2], kdims[3]
-	if conv2DFlatApplies(x.Shape().Dim(1), x.Shape().Dim(2), kh, kw, stride, padLow, padHigh) {
-		return conv2DFlat(x, kernel, bias)
-	}
 	if conv2DIsStride1(kh, kw, stride, padLow, padHigh) {
-		return conv2DStride1(x, kernel, bias, padLow, padHigh)
+		return stride1Conv(x, kernel, bias, padLow, padHigh)
+	}
+	if stride > 1 {
+		return spaceToDepthConv(x, kernel, bias, stride, padLow, padHigh)
 	}
 	patches := Im2Col(x, kh, kw, stride, padLow, padHigh)
 	pdims := patches.Shape().Dimensions
 	batch, outH, outW := pdims[0], pdims[1], pdims[2]
 	flat := Reshape(patches, batch*outH*outW, kh*kw*cin)
-	out := Reshape(matMul(flat, Reshape(kernel, kh*kw*cin, cout)), batch, outH, outW, cout)
+	out := Reshape(product(flat, Reshape(kernel, kh*kw*cin, cout)), batch, outH, outW, cout)
 	if bias != nil {
 		out = Add(out, ExpandLeftToRank(bias, 4))
 	}
@@ -550,10 +550,10 @@ func convTranspose4x4Stride2Same(x, kernel *Node) *Node {
 	cout := kernel.Shape().Dim(3)
 	effKernel := subPixelKernel(kernel)
 
-	if conv2DFlatApplies(height, width, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}) {
-		// The 3x3 convolution to the 4 phases [b, my, mx, (py, px, cout)] in the flat layout, then one
-		// transpose to [b, my, py, mx, px, cout] interleaves them.
-		phases := conv2DFlat(x, Reshape(effKernel, 3, 3, cin, 4*cout), nil)
+	if native(x) || conv2DFlatApplies(height, width, 3, 3, 1, [2]int{1, 1}, [2]int{1, 1}) {
+		// The 3x3 convolution to the 4 phases [b, my, mx, (py, px, cout)] (natively, or in the flat
+		// layout), then one transpose to [b, my, py, mx, px, cout] interleaves them.
+		phases := stride1Conv(x, Reshape(effKernel, 3, 3, cin, 4*cout), nil, [2]int{1, 1}, [2]int{1, 1})
 		phases = TransposeAllAxes(Reshape(phases, batch, height, width, 2, 2, cout), 0, 1, 3, 2, 4, 5)
 		return Reshape(phases, batch, 2*height, 2*width, cout)
 	}
@@ -564,7 +564,7 @@ func convTranspose4x4Stride2Same(x, kernel *Node) *Node {
 	for py := range 2 {
 		kernelPy := Reshape(Slice(Reshape(effKernel, 9*cin, 2, 2*cout), AxisRange(), AxisElem(py), AxisRange()),
 			9*cin, 2*cout)
-		rowPhases[py] = Reshape(matMul(patches, kernelPy), batch, height, 1, width*2*cout)
+		rowPhases[py] = Reshape(product(patches, kernelPy), batch, height, 1, width*2*cout)
 	}
 	out := Concatenate(rowPhases, 2)                    // [b, my, py, (mx, px, cout)]
 	return Reshape(out, batch, 2*height, 2*width, cout) // row 2*my+py, column 2*mx+px.
@@ -625,4 +625,44 @@ func subPixelKernel(kernel *Node) *Node {
 		adjoint = v
 		return v
 	})
+}
+
+// spaceToDepthConv is a convolution with stride s > 1, written as a stride-1 one so that every
+// engine differentiates it (ONNX Runtime cannot differentiate a strided convolution, and the
+// gradient of a strided Slice is an interior padding it lacks). The padded input, grown at the
+// high end to a multiple of s, is cut into s x s cells whose values become channels:
+// [b, H/s, W/s, (s, s, cin)]; the kernel, grown with zeros to a multiple of s, is rearranged the
+// same way to [k/s, k/s, (s, s, cin), cout]. Output o of the strided convolution reads padded rows
+// s·o + s·a + p for tap s·a + p, which is cell o + a, row p of the cell: a VALID stride-1
+// convolution of the cells, cropped to the strided output size.
+func spaceToDepthConv(x, kernel, bias *Node, s int, padLow, padHigh [2]int) *Node {
+	kdims := kernel.Shape().Dimensions
+	kh, kw, cin, cout := kdims[0], kdims[1], kdims[2], kdims[3]
+	dims := x.Shape().Dimensions
+	batch := dims[0]
+	var outSize, cells, kcells [2]int
+	var extra [2]int
+	for i, k := range []int{kh, kw} {
+		padded := dims[i+1] + padLow[i] + padHigh[i]
+		if padded < k {
+			Panicf("layers.Conv2D: padded input %d smaller than kernel %d", padded, k)
+		}
+		outSize[i] = (padded-k)/s + 1
+		kcells[i] = (k + s - 1) / s
+		cells[i] = max((padded+s-1)/s, outSize[i]+kcells[i]-1)
+		extra[i] = cells[i]*s - padded
+	}
+	x = PadSpatial(x, padLow, [2]int{padHigh[0] + extra[0], padHigh[1] + extra[1]})
+	x = Reshape(x, batch, cells[0], s, cells[1], s, cin)
+	x = Reshape(TransposeAllAxes(x, 0, 1, 3, 2, 4, 5), batch, cells[0], cells[1], s*s*cin)
+	if kh != kcells[0]*s || kw != kcells[1]*s {
+		kernel = PadSpatial(Reshape(kernel, 1, kh, kw, cin*cout), [2]int{}, [2]int{kcells[0]*s - kh, kcells[1]*s - kw})
+	}
+	kernel = Reshape(kernel, kcells[0], s, kcells[1], s, cin, cout)
+	kernel = Reshape(TransposeAllAxes(kernel, 0, 2, 1, 3, 4, 5), kcells[0], kcells[1], s*s*cin, cout)
+	out := stride1Conv(x, kernel, bias, [2]int{}, [2]int{})
+	if d := out.Shape().Dimensions; d[1] != outSize[0] || d[2] != outSize[1] {
+		out = Slice(out, AxisRange(), AxisRange(0, outSize[0]), AxisRange(0, outSize[1]), AxisRange())
+	}
+	return out
 }

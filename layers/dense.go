@@ -32,7 +32,7 @@ func DenseWithInitializer(scope *model.Scope, x *Node, outFeatures int, useBias 
 	weights := scope.WithInitializer(kernelInitializer).VariableWithShape("weights",
 		shapes.Make(dtype, inFeatures, outFeatures)).NodeValue(g)
 	rows := x.Shape().Size() / inFeatures
-	y := matMul(Reshape(x, rows, inFeatures), weights)
+	y := product(Reshape(x, rows, inFeatures), weights)
 	if useBias {
 		bias := scope.WithInitializer(ZerosInitializer).VariableWithShape("biases",
 			shapes.Make(dtype, outFeatures)).NodeValue(g)

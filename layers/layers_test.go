@@ -221,7 +221,8 @@ func TestAttentionForward(t *testing.T) {
 			}
 		}
 	}
-	if d := maxAbsDiff(t, got, want); d > 1e-10 {
+	// 1e-7, not float64 rounding: ONNX Runtime's float64 softmax differs from the host's by ~1e-8.
+	if d := maxAbsDiff(t, got, want); d > 1e-7 {
 		t.Errorf("max abs diff %g", d)
 	}
 	if got, want := NumTrainableParameters(store), 3*c*c+c*c+c; got != want {
