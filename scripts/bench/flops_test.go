@@ -87,11 +87,12 @@ func TestForwardMACsPresets(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "")
 	o, err := parseFlags(nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if strings.Join(o.presets, ",") != "cpu" || len(o.batches) != 2 || o.batches[0] != 1 || o.batches[1] != 64 || o.steps != 3 {
+	if strings.Join(o.presets, ",") != "cpu" || len(o.batches) != 2 || o.batches[0] != 16 || o.batches[1] != 64 || o.steps != 3 {
 		t.Errorf("defaults = %+v", o)
 	}
 	o, err = parseFlags([]string{"--presets", "tiny, cpu", "--batches", "2,8", "--steps", "5"}, &bytes.Buffer{})

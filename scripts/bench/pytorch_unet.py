@@ -19,7 +19,12 @@ the same zero-initialized branch ends for the pre-activation `cpu` preset, UNetC
 Needs Debian's PyTorch (apt-get install python3-torch) with OpenBLAS (apt-get install libopenblas0-pthread;
 without it libblas.so.3 is the much slower reference BLAS, and the script warns); run from the repository root:
 
-  /usr/bin/python3 scripts/bench/pytorch_unet.py --presets cpu --batches 1,64 --steps 3 --threads 2
+  /usr/bin/python3 scripts/bench/pytorch_unet.py --presets cpu --batches 16,64 --steps 3 --threads 2
+
+The bench runs it without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (which some machines set, holding OpenBLAS
+to AVX2 kernels) and, on a CPU with AVX-512, with ATEN_CPU_CAPABILITY=avx512; to match it by hand:
+
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ATEN_CPU_CAPABILITY=avx512 /usr/bin/python3 scripts/bench/pytorch_unet.py
 """
 import argparse
 import math
@@ -255,7 +260,7 @@ def warn_without_openblas():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--presets", default="cpu", help="comma-separated presets: " + ", ".join(PRESETS))
-    ap.add_argument("--batches", default="1,64", help="comma-separated batch sizes")
+    ap.add_argument("--batches", default="16,64", help="comma-separated batch sizes")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per measurement, after one warm-up step")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--count-only", action="store_true", help="only check the parameter counts of the presets")
