@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
 
 	"github.com/gomlx/compute"
 	onnxbackend "github.com/gomlx/compute-onnx"
@@ -28,9 +31,11 @@ const (
 // installed engine chooses another backend.
 const DefaultGoConfig = "go:ops_sequential"
 
-// DefaultONNXConfig is the ONNX Runtime configuration of the automatic choice: the CPU provider.
-// Its threads are left to ONNX Runtime (all cores).
-const DefaultONNXConfig = "onnx:cpu"
+// DefaultONNXConfig is the ONNX Runtime configuration of the automatic choice: the CPU provider,
+// one thread per execution. A training step has many small operations that ONNX Runtime's
+// threads share poorly; a batch cut in one shard per core trains faster (see Shards and
+// docs/performance.md).
+const DefaultONNXConfig = "onnx:cpu,intra_op_num_threads=1"
 
 // New returns the compute backend to run graphs on; its Name and Description say which it is.
 //
@@ -140,6 +145,34 @@ func isFile(p string) bool {
 	return err == nil && !info.IsDir()
 }
 
+// Shards returns how many graph executions to run at once on b, e.g. the shards of a batch:
+// GOMAXPROCS for the pure Go backend, which runs most operations on one core, and for ONNX Runtime
+// on one thread per execution (as DefaultONNXConfig); 1 for engines that use every core inside
+// one execution (XLA, ONNX Runtime with its own threads).
+func Shards(b compute.Backend) int {
+	if b == nil {
+		return 1
+	}
+	switch Kind(b) {
+	case Go:
+		return max(1, runtime.GOMAXPROCS(0))
+	case ONNX:
+		singleThreaded.Lock()
+		one := singleThreaded.backends[b]
+		singleThreaded.Unlock()
+		if one {
+			return max(1, runtime.GOMAXPROCS(0))
+		}
+	}
+	return 1
+}
+
+// singleThreaded records the ONNX Runtime backends created here with one thread per execution.
+var singleThreaded = struct {
+	sync.Mutex
+	backends map[compute.Backend]bool
+}{backends: map[compute.Backend]bool{}}
+
 // newWithConfig is compute.NewWithConfig with its panic for an unknown backend name turned into an error.
 func newWithConfig(cfg string) (b compute.Backend, err error) {
 	defer func() {
@@ -147,5 +180,11 @@ func newWithConfig(cfg string) (b compute.Backend, err error) {
 			err = fmt.Errorf("%v", r)
 		}
 	}()
-	return compute.NewWithConfig(cfg)
+	b, err = compute.NewWithConfig(cfg)
+	if err == nil && Kind(b) == ONNX && strings.Contains(strings.ReplaceAll(cfg, " ", ""), "intra_op_num_threads=1") {
+		singleThreaded.Lock()
+		singleThreaded.backends[b] = true
+		singleThreaded.Unlock()
+	}
+	return b, err
 }

@@ -3,6 +3,7 @@ package backend
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -71,5 +72,30 @@ func TestONNXLibraryPath(t *testing.T) {
 	}
 	if p := ONNXLibraryPath(); p != installed {
 		t.Errorf("ONNXLibraryPath() = %q, want GoMLX's install folder %q", p, installed)
+	}
+}
+
+// TestShards checks the default shard counts: one per core on the pure Go backend and on ONNX
+// Runtime with one thread per execution, one shard where the engine uses every core itself.
+func TestShards(t *testing.T) {
+	if got := Shards(nil); got != 1 {
+		t.Errorf("Shards(nil) = %d, want 1", got)
+	}
+	cases := []struct {
+		cfg  string
+		want int
+	}{{"go", runtime.GOMAXPROCS(0)}, {DefaultONNXConfig, runtime.GOMAXPROCS(0)}, {"onnx:cpu", 1}}
+	for _, c := range cases {
+		if strings.HasPrefix(c.cfg, ONNX) && ONNXLibraryPath() == "" {
+			t.Logf("%s: ONNX Runtime is not installed here", c.cfg)
+			continue
+		}
+		b, err := NewWithConfig(c.cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", c.cfg, err)
+		}
+		if got := Shards(b); got != c.want {
+			t.Errorf("Shards(%s) = %d, want %d", c.cfg, got, c.want)
+		}
 	}
 }

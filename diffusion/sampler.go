@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -14,6 +13,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/godiffusion/godiffusion/backend"
 )
 
 // Update is one reverse step from timestep T to the previous sampler timestep, in a form every
@@ -339,19 +340,10 @@ func shardBounds(k, n, shards int) (first, last int) { return k * n / shards, (k
 // stepNoiseStream+i) away from the starting noise's stream.
 const stepNoiseStream = 1 << 32
 
-// Parallelism returns how many graph executions to run at once on backend b. GoMLX's pure Go
-// backend runs most operations on a single core (only matrix products use more), so executing
-// GOMAXPROCS independent pieces side by side, e.g. halves of a batch, keeps every core busy: about
-// 1.6x the images/s on 2 cores. Other backends (XLA) parallelise inside one execution: 1.
-func Parallelism(b compute.Backend) int {
-	if b != nil && b.Name() == goBackendName {
-		return max(1, runtime.GOMAXPROCS(0))
-	}
-	return 1
-}
-
-// goBackendName is the Name() of GoMLX's pure Go backend.
-const goBackendName = "Go Backend"
+// Parallelism returns how many shards of a batch to run at once on backend b (backend.Shards):
+// one per core on engines that run an execution on about one core (the pure Go backend, ONNX
+// Runtime with one thread), so that every core is busy; 1 on engines that use them all (XLA).
+func Parallelism(b compute.Backend) int { return backend.Shards(b) }
 
 func copyInto(dst []float32, t *tensors.Tensor) error {
 	return tensors.ConstFlatData(t, func(flat []float32) { copy(dst, flat) })

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 
@@ -287,24 +285,6 @@ func TestSamplerProgressWithShards(t *testing.T) {
 		}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled sampling returned %v, want context.Canceled", err)
-	}
-}
-
-// TestParallelism checks the default shard count: one per core on the pure Go backend, whose graphs
-// run on about one core each, and 1 for anything else. It fails if the tests run on the Go
-// backend (the default here) but Parallelism no longer recognises it, e.g. after a GoMLX upgrade
-// renames it.
-func TestParallelism(t *testing.T) {
-	b := testBackend()
-	want := 1
-	if strings.Contains(strings.ToLower(b.Name()), "go") {
-		want = runtime.GOMAXPROCS(0)
-	}
-	if got := Parallelism(b); got != want {
-		t.Errorf("Parallelism(%s) = %d, want %d", b.Name(), got, want)
-	}
-	if got := Parallelism(nil); got != 1 {
-		t.Errorf("Parallelism(nil) = %d, want 1", got)
 	}
 }
 

@@ -106,6 +106,10 @@ func BenchmarkConv2D(b *testing.B) {
 				return conv2DStride1(x, k, bias, [2]int{p, p}, [2]int{p, p})
 			}},
 			{"flat", conv2DFlat},
+			{"native", func(x, k, bias *graph.Node) *graph.Node {
+				SetFormulation(x.Graph(), FormulationNative)
+				return stride1Conv(x, k, bias, [2]int{p, p}, [2]int{p, p})
+			}},
 		} {
 			name := fmt.Sprintf("%dx%dx%d->%d/k=%d/%s", tc.size, tc.size, tc.cin, tc.cout, tc.k, impl.name)
 			b.Run(name, func(b *testing.B) {
