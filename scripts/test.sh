@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Runs every check of the project on a fresh machine: formatting, vet, the Go tests
-# (on GoMLX's pure Go backend unless GOMLX_BACKEND says otherwise), then executes every
-# notebook headless with the CI budget (installing Jupyter and GoNB first, see scripts/setup.sh).
+# Runs every check of the project on a fresh machine: formatting, vet, the Go tests on every
+# engine installed here (ONNX Runtime is installed first if it is missing, see
+# scripts/install_onnxruntime), then executes every notebook headless with the CI budget
+# (installing Jupyter and GoNB first, see scripts/setup.sh).
+#
+# The whole suite runs on the engine the automatic choice prefers (or $GOMLX_BACKEND), the short
+# suite (go test -short) on each other engine; `go run ./scripts/engines` lists them.
 #
 #   bash scripts/test.sh            # everything
-#   SHORT=1 bash scripts/test.sh    # skip the slow tests (go test -short)
+#   SHORT=1 bash scripts/test.sh    # skip the slow tests (go test -short) everywhere
 #   NO_NOTEBOOKS=1 bash scripts/test.sh   # skip executing the notebooks (which installs Jupyter + GoNB)
+#   NO_ONNXRUNTIME=1 bash scripts/test.sh # do not install ONNX Runtime
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -22,10 +27,27 @@ fi
 echo "== go vet"
 go vet ./...
 
-echo "== go test"
+if [ -z "${NO_ONNXRUNTIME:-}" ]; then
+  echo "== ONNX Runtime"
+  go run ./scripts/install_onnxruntime ||
+    echo "warning: ONNX Runtime could not be installed: the tests run on the other engines only" >&2
+fi
+
 args=(-count=1 -timeout=40m)
 [ -n "${SHORT:-}" ] && args+=(-short)
-go test "${args[@]}" ./...
+if [ -n "${GOMLX_BACKEND:-}" ]; then
+  echo "== go test (GOMLX_BACKEND=$GOMLX_BACKEND)"
+  go test "${args[@]}" ./...
+else
+  engines=($(go run ./scripts/engines))
+  echo "== engines installed: ${engines[*]}"
+  echo "== go test (automatic choice: ${engines[0]})"
+  go test "${args[@]}" ./...
+  for engine in "${engines[@]:1}"; do
+    echo "== go test -short (GOMLX_BACKEND=$engine)"
+    GOMLX_BACKEND="$engine" go test -count=1 -timeout=40m -short ./...
+  done
+fi
 
 if [ -z "${NO_NOTEBOOKS:-}" ]; then
   echo "== notebooks (NOTEBOOK_BUDGET=ci)"
