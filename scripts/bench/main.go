@@ -6,7 +6,8 @@
 //	GOEXPERIMENT=simd go run ./scripts/bench --engines go --presets tiny,cpu --batches 1,64 --steps 3
 //	GOEXPERIMENT=simd go run ./scripts/bench --pytorch /usr/bin/python3         # and the Go vs PyTorch table
 //
-// Engines: --engines takes comma-separated $GOMLX_BACKEND values (e.g. "onnx:cpu,go"). Without it the
+// Engines: --engines takes $GOMLX_BACKEND values separated by semicolons (a value may hold commas,
+// e.g. "onnx:cpu,intra_op_num_threads=1;go"). Without it the
 // bench measures $GOMLX_BACKEND alone when that is set, else every engine of backend.Installed() (the
 // engines present on this machine, in the order the project prefers them; the pure Go backend last);
 // --engines= (given, empty) measures every installed engine even when $GOMLX_BACKEND is set.
@@ -91,7 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.parallelFlag, "parallel", "0", "comma-separated numbers of concurrent shards per batch for training and sampling "+
 		"(diffusion.TrainConfig.Parallel, SampleOptions.Parallel); 0: the engine's default, e.g. --parallel 1,0 for before/after")
 	fs.IntVar(&o.steps, "steps", 3, "timed steps per measurement, after one untimed warm-up (compiling) step")
-	fs.StringVar(&o.enginesFlag, "engines", "", "comma-separated $GOMLX_BACKEND values of the engines to measure (e.g. onnx:cpu,go); "+
+	fs.StringVar(&o.enginesFlag, "engines", "", "$GOMLX_BACKEND values of the engines to measure, separated by semicolons (e.g. 'onnx:cpu;go'); "+
 		"empty: every installed engine ("+strings.Join(backend.Installed(), ", ")+" here), or $GOMLX_BACKEND alone when it is set and this flag is not given")
 	fs.StringVar(&o.pytorch, "pytorch", "", "Python interpreter with PyTorch (e.g. /usr/bin/python3 with Debian's python3-torch): "+
 		"also run "+pytorchScript+" (run from the repository root) and print a Go vs PyTorch table; empty: off")
@@ -114,6 +115,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, c.Err()
 }
 
+// splitEngines splits a semicolon-separated list of $GOMLX_BACKEND values, dropping blanks.
+func splitEngines(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ";") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// installedFlag is the --engines value, quoted for a shell, of the engines installed here.
+func installedFlag() string { return "'" + strings.Join(backend.Installed(), ";") + "'" }
+
 // chooseEngines returns the engines to measure: those of --engines=value when the flag was given
 // (every installed one when it is empty), else $GOMLX_BACKEND alone when set (fromEnv), else every
 // installed one. It records in c the --engines entries that name no compiled-in backend, the Go
@@ -125,7 +140,7 @@ func chooseEngines(c *cli.Checks, value string, given bool) (engines []string, f
 			return []string{env}, true
 		}
 	}
-	engines = splitList(value)
+	engines = splitEngines(value)
 	if len(engines) == 0 {
 		return backend.Installed(), false
 	}
@@ -138,7 +153,7 @@ func chooseEngines(c *cli.Checks, value string, given bool) (engines []string, f
 		name, _, _ := strings.Cut(e, ":")
 		if !slices.Contains(compiledIn, name) {
 			c.Check(false, "--engines=%q: unknown engine %q: give $GOMLX_BACKEND values of the compiled-in backends (%s), "+
-				"e.g. the engines installed here: --engines %s", value, e, strings.Join(compiledIn, ", "), strings.Join(backend.Installed(), ","))
+				"e.g. the engines installed here: --engines %s", value, e, strings.Join(compiledIn, ", "), installedFlag())
 			continue
 		}
 		if name == backend.Go {
@@ -146,7 +161,7 @@ func chooseEngines(c *cli.Checks, value string, given bool) (engines []string, f
 			if err == nil {
 				b.Finalize()
 			}
-			c.Check(err == nil, "--engines=%q: engine %q: %v (engines installed here: --engines %s)", value, e, err, strings.Join(backend.Installed(), ","))
+			c.Check(err == nil, "--engines=%q: engine %q: %v (engines installed here: --engines %s)", value, e, err, installedFlag())
 		}
 	}
 	return engines, false
@@ -278,7 +293,7 @@ func openEngines(o *options, b compute.Backend) ([]engine, error) {
 				e.b.Finalize()
 			}
 			return nil, fmt.Errorf("engine %q: %w (choose the engines with --engines; those installed here: --engines %s)",
-				cfg, err, strings.Join(backend.Installed(), ","))
+				cfg, err, installedFlag())
 		}
 		engines = append(engines, engine{cfg, eb})
 	}

@@ -111,13 +111,13 @@ func TestParseFlagsEngines(t *testing.T) {
 		{name: "default with GOMLX_BACKEND: that one", env: "go:ops_sequential", want: []string{"go:ops_sequential"}, fromEnv: true},
 		{name: "flag beats GOMLX_BACKEND", env: "onnx:cpu", args: []string{"--engines", "go"}, want: []string{"go"}},
 		{name: "empty flag: installed, even with GOMLX_BACKEND", env: "go", args: []string{"--engines="}, want: installed},
-		{name: "list", args: []string{"--engines", " go , go:ops_sequential,onnx:cpu "}, want: []string{"go", "go:ops_sequential", "onnx:cpu"}},
-		{name: "other engines are checked at run time", args: []string{"--engines", "onnx:nosuchprovider,xla:cuda"}, want: []string{"onnx:nosuchprovider", "xla:cuda"}},
-		{name: "unknown engine", args: []string{"--engines", "go,tensorflow:cpu"},
-			wantErr: []string{`--engines="go,tensorflow:cpu"`, `unknown engine "tensorflow:cpu"`, "onnx", "xla", "--engines " + strings.Join(installed, ",")}},
+		{name: "list", args: []string{"--engines", " go ; go:ops_sequential;onnx:cpu,intra_op_num_threads=1 "}, want: []string{"go", "go:ops_sequential", "onnx:cpu,intra_op_num_threads=1"}},
+		{name: "other engines are checked at run time", args: []string{"--engines", "onnx:nosuchprovider;xla:cuda"}, want: []string{"onnx:nosuchprovider", "xla:cuda"}},
+		{name: "unknown engine", args: []string{"--engines", "go;tensorflow:cpu"},
+			wantErr: []string{`--engines="go;tensorflow:cpu"`, `unknown engine "tensorflow:cpu"`, "onnx", "xla", "--engines '" + strings.Join(installed, ";") + "'"}},
 		{name: "bad Go option", args: []string{"--engines", "go:turbo"},
-			wantErr: []string{`--engines="go:turbo"`, `engine "go:turbo"`, "turbo", "--engines " + strings.Join(installed, ",")}},
-		{name: "repeated", args: []string{"--engines", "go,go"}, wantErr: []string{`"go" is given twice`}},
+			wantErr: []string{`--engines="go:turbo"`, `engine "go:turbo"`, "turbo", "--engines '" + strings.Join(installed, ";") + "'"}},
+		{name: "repeated", args: []string{"--engines", "go;go"}, wantErr: []string{`"go" is given twice`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,7 +177,7 @@ func TestOpenEngines(t *testing.T) {
 	})
 	t.Run("an engine fails", func(t *testing.T) {
 		_, err := openEngines(&options{engines: []string{"go", "onnx:nosuchprovider"}}, cliBackend(t))
-		if err == nil || !strings.Contains(err.Error(), `engine "onnx:nosuchprovider"`) || !strings.Contains(err.Error(), "--engines "+strings.Join(backend.Installed(), ",")) {
+		if err == nil || !strings.Contains(err.Error(), `engine "onnx:nosuchprovider"`) || !strings.Contains(err.Error(), "--engines "+installedFlag()) {
 			t.Errorf("err = %v, want naming the engine, --engines and the installed engines", err)
 		}
 	})
