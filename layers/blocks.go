@@ -1,7 +1,6 @@
 package layers
 
 import (
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions" //nolint:revive // GoMLX style.
@@ -13,29 +12,6 @@ func Block(scope *model.Scope, x *Node, dim, groups int) *Node {
 	x = Conv(scope, x).Channels(dim).KernelSize(3).Done()
 	x = GroupNorm(scope, x, groups)
 	return SiLU(x)
-}
-
-// siluWithGradient is SiLU(x) = x·σ(x) (σ computed by RationalSigmoid) with a hand-written gradient:
-// d/dx = σ(x)·(1 + x - x·σ(x)), 4 elementwise passes over the saved σ and output, instead of
-// differentiating the ~25 operations of the rational approximation.
-//
-// The formula is the derivative of the exact SiLU, and RationalSigmoid is exact to float32 precision only:
-// for Float64 (used by the finite-difference gradient checks) the automatic gradient of the approximation
-// is kept, so that the checks compare the gradient of the very function computed.
-func siluWithGradient(x *Node) *Node {
-	if x.DType() != dtypes.Float32 {
-		return Mul(x, RationalSigmoid(x))
-	}
-	var adjoint, xIn, s, out *Node
-	xIn = IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
-		return Mul(adjoint, Mul(s, AddScalar(Sub(xIn, out), 1)))
-	})
-	s = RationalSigmoid(xIn)
-	out = IdentityWithCustomGradient(Mul(xIn, s), func(_, v *Node) *Node {
-		adjoint = v
-		return v
-	})
-	return out
 }
 
 // ResnetBlock is the tutorial's ResnetBlock(dim, groups): Block(dim) of x; plus, if timeEmbedding

@@ -15,11 +15,13 @@ import (
 // "attention weights"; the formulation of the graph's engine answers:
 //
 //   - FormulationNative, for engines with fast kernels of their own (XLA, ONNX Runtime): GoMLX's
-//     Convolve, Dot, Sigmoid and Softmax, differentiated automatically.
+//     Convolve, Dot and Softmax, differentiated automatically.
 //   - FormulationGo, for GoMLX's pure Go backend, whose convolution is a scalar loop: im2col and
 //     flat-layout products (conv.go, conv_flat.go), products arranged for its matmul kernels with
-//     hand-written gradients (matmul.go), rational activations (activations.go), attention in chunks
-//     with a hand-written gradient (attention.go).
+//     hand-written gradients (matmul.go), attention in chunks with a hand-written gradient
+//     (attention.go).
+//
+// BenchmarkFormulations times each piece in both forms on one engine (docs/performance.md).
 //
 // Both compute the same function (TestFormulationsAgree checks values and gradients on every
 // engine present). Strided convolutions and the 4x4 transposed convolution use the same
@@ -30,7 +32,7 @@ import (
 type Formulation string
 
 const (
-	// FormulationNative uses GoMLX's own operations (Convolve, Dot, Sigmoid, Softmax).
+	// FormulationNative uses GoMLX's own operations (Convolve, Dot, Softmax).
 	FormulationNative Formulation = "native"
 	// FormulationGo uses the forms written for GoMLX's pure Go backend.
 	FormulationGo Formulation = "go"
@@ -88,26 +90,6 @@ func productNT(a, b *Node) *Node {
 		return dotLastAxes(a, b)
 	}
 	return dotNT(a, b)
-}
-
-// SiLU is x·sigmoid(x) (Flax's nn.silu, a.k.a. swish).
-func SiLU(x *Node) *Node {
-	if !native(x) {
-		return siluWithGradient(x)
-	}
-	if x.DType() == dtypes.Float64 {
-		// ONNX Runtime fuses x·sigmoid(x) into a kernel it has for float32 only.
-		return Div(x, OnePlus(Exp(Neg(x))))
-	}
-	return Mul(x, Sigmoid(x))
-}
-
-// GeluTanh is Flax's nn.gelu default (approximate=True): 0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³))).
-func GeluTanh(x *Node) *Node {
-	if native(x) {
-		return geluTanh(x, Tanh)
-	}
-	return geluTanh(x, RationalTanh)
 }
 
 // stride1Conv is a stride-1 convolution of x [batch, height, width, cin] with kernel [kh, kw, cin,

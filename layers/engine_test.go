@@ -87,3 +87,73 @@ func TestFormulationsAgree(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFormulations times the pieces whose form engine.go chooses, forward and backward, in
+// each formulation on the engine of the tests ($GOMLX_BACKEND or the automatic choice), at the
+// sizes of the cpu preset at batch 8: which of the Go backend's forms still win is read here
+// (docs/performance.md).
+func BenchmarkFormulations(b *testing.B) {
+	be := getBackend(b)
+	rng := rand.New(rand.NewPCG(7, 8))
+	pieces := []struct {
+		name string
+		dims []int
+		fn   func(scope *model.Scope, x *graph.Node) *graph.Node
+	}{
+		{"SiLU/32x32x16", []int{8, 32, 32, 16}, func(_ *model.Scope, x *graph.Node) *graph.Node { return SiLU(x) }},
+		{"GeluTanh/32x32x16", []int{8, 32, 32, 16}, func(_ *model.Scope, x *graph.Node) *graph.Node { return GeluTanh(x) }},
+		{"Attention/8x8x64", []int{8, 8, 8, 64}, func(s *model.Scope, x *graph.Node) *graph.Node { return Attention(s, x, 4) }},
+		{"Dense/512x128", []int{8, 64, 128}, func(s *model.Scope, x *graph.Node) *graph.Node { return Dense(s, x, 128, true) }},
+		{"Conv3x3/32x32x16", []int{8, 32, 32, 16}, func(s *model.Scope, x *graph.Node) *graph.Node {
+			return Conv(s, x).Channels(16).KernelSize(3).Done()
+		}},
+		{"Conv3x3/8x8x64", []int{8, 8, 8, 64}, func(s *model.Scope, x *graph.Node) *graph.Node {
+			return Conv(s, x).Channels(64).KernelSize(3).Done()
+		}},
+		{"Downsample/32x32x16", []int{8, 32, 32, 16}, func(s *model.Scope, x *graph.Node) *graph.Node {
+			return Conv(s, x).Channels(16).KernelSize(4).Stride(2).Done()
+		}},
+		{"Upsample/16x16x32", []int{8, 16, 16, 32}, func(s *model.Scope, x *graph.Node) *graph.Node {
+			return ConvTranspose(s, x).Channels(32).KernelSize(4).Stride(2).Done()
+		}},
+	}
+	for _, p := range pieces {
+		size := 1
+		for _, d := range p.dims {
+			size *= d
+		}
+		data := make([]float32, size)
+		for i := range data {
+			data[i] = float32(rng.NormFloat64())
+		}
+		x := tensors.FromFlatDataAndDimensions(data, p.dims...)
+		for _, f := range []Formulation{FormulationGo, FormulationNative} {
+			b.Run(fmt.Sprintf("%s/%s", p.name, f), func(b *testing.B) {
+				store := model.NewStore()
+				e := model.MustNewExec(be, store, func(scope *model.Scope, x *graph.Node) []*graph.Node {
+					g := x.Graph()
+					store.SetTraining(g, true)
+					SetFormulation(g, f)
+					out := p.fn(scope, x)
+					loss := graph.ReduceAllSum(graph.Mul(out, graph.Sin(graph.IotaFull(g, out.Shape()))))
+					wrt := []*graph.Node{x}
+					for v := range store.IterVariables() {
+						if v.Trainable {
+							wrt = append(wrt, v.NodeValue(g))
+						}
+					}
+					return graph.Gradient(loss, wrt...)
+				})
+				run := func() {
+					for _, t := range e.MustCall(x) {
+						t.FinalizeAll()
+					}
+				}
+				run()
+				for b.Loop() {
+					run()
+				}
+			})
+		}
+	}
+}

@@ -9,7 +9,7 @@ import (
 // every product runs in a layout its matmul kernels take directly.
 //
 // The backend's DotGeneral multiplies lhs [batch, n, k] (contracting axis last) by rhs [batch, k, m] or
-// [batch, m, k]; any other layout is first transposed, element by element (~10 ns per value). GoMLX's
+// [batch, m, k]; any other layout is first transposed, element by element. GoMLX's
 // automatic gradient of a[P,K]·w[K,M] asks for dw = aᵀ·v, contracting the first axis of both operands: the
 // backend then transposes both a and v, and GoMLX adds a Transpose (even an identity one, which the backend
 // still copies) after every gradient product. Here dw is computed as (vᵀ)·a or (aᵀ)·v, transposing only
@@ -63,9 +63,8 @@ func transpose2D(x *Node) *Node {
 // 32 columns at a time: for N <= 16 half of that is idle while the big patch matrix is packed. For such
 // narrow products that are large enough for that kernel (P·K·N >= 8 M) and long enough in K (>= 128), the
 // product is computed as (kernelᵀ·patchesᵀ)ᵀ: a native layout ([N, K] by [P, K], contracting the last axes)
-// with the small kernel on the left, and the [N, P] result transposed. Measured on 2 cores (K 145, N 16):
-// 2.4 ms against 3.5 for P 8192, 1.5 against 2.5 for P 4096; smaller products and short K (the 7x7 stem
-// on one channel, K 50) are slower that way (P 1024: 5.1 ms against 2.1), so they keep the plain product.
+// with the small kernel on the left, and the [N, P] result transposed; smaller products and short K (the
+// 7x7 stem on one channel) are slower that way, so they keep the plain product (BenchmarkConv2D).
 func patchesTimesKernel(patches, kernel *Node) *Node {
 	p, k, n := patches.Shape().Dim(0), kernel.Shape().Dim(0), kernel.Shape().Dim(1)
 	if n > 16 || k < 128 || p*k*n < 8<<20 {
@@ -74,28 +73,24 @@ func patchesTimesKernel(patches, kernel *Node) *Node {
 	return transpose2D(DotGeneral(transpose2D(kernel), []int{1}, nil, patches, []int{1}, nil))
 }
 
-// smallProductMACs is the size (batch·m·k·n multiply-adds) below which GoMLX's pure Go backend multiplies
-// with its "small" kernels. The one it uses when the right operand is [n, k] (contracting its last axis)
-// is 2-23x slower than the one for [k, n], explicit transpose included (see BenchmarkDotNT: 17.4 ms
-// against 0.75 for [32, 64, 16]·[32, 64, 16]ᵀ, the 8x8 attention logits).
+// smallProductMACs is the size (m·k·n multiply-adds) below which GoMLX's pure Go backend multiplies
+// with its "small" kernels, where a right operand laid out [n, k] (contracting its last axis) is
+// slower than one laid out [k, n], explicit transpose included (BenchmarkDotNT).
 const smallProductMACs = 4 << 20
 
 // dotNT returns a·bᵀ, contracting the last axes, for a [m, k] and b [n, k] (-> [m, n]) or, batched over
-// the first axis, a [g, m, k] and b [g, n, k] (-> [g, m, n]). Below smallProductMACs, b is transposed
-// first, so that the backend's small kernels see the layout they multiply fast; above it, where the
-// transposed layout costs nothing extra, the product is taken as is.
+// the first axis, a [g, m, k] and b [g, n, k] (-> [g, m, n]). Below smallProductMACs, a matrix b is
+// transposed first, so that the backend's small kernels see the layout they multiply fast; batched
+// products (attention's) and larger ones are taken as they are (BenchmarkDotNT).
 func dotNT(a, b *Node) *Node {
 	rank := a.Rank()
 	if (rank != 2 && rank != 3) || b.Rank() != rank || a.Shape().Dim(-1) != b.Shape().Dim(-1) {
 		Panicf("layers.dotNT: want a [(g,) m, k] and b [(g,) n, k], got %s and %s", a.Shape(), b.Shape())
 	}
-	if a.Shape().Size()*b.Shape().Dim(-2) >= smallProductMACs {
+	if rank == 3 || a.Shape().Size()*b.Shape().Dim(-2) >= smallProductMACs {
 		return dotLastAxes(a, b)
 	}
-	if rank == 2 {
-		return DotGeneral(a, []int{1}, nil, transpose2D(b), []int{0}, nil)
-	}
-	return DotGeneral(a, []int{2}, []int{0}, TransposeAllAxes(b, 0, 2, 1), []int{1}, []int{0})
+	return DotGeneral(a, []int{1}, nil, transpose2D(b), []int{0}, nil)
 }
 
 // dotLastAxes returns a·bᵀ as one DotGeneral contracting the last axes of a [(g,) m, k] and b [(g,) n, k]
