@@ -6,16 +6,21 @@
 // and for n images of Gaussian noise clipped to [-1, 1] (the worst), since the scores depend on n.
 //
 // The classifier is trained once (2 epochs of MNIST, about 5 minutes on 2 CPU cores) and cached
-// (--classifier-cache, default in the user's cache folder). Nothing else is written.
+// (--classifier-cache, default in the user's cache folder). Nothing else is written. With --json the
+// scores are printed as one JSON object instead of the table (for scripts), and the log lines go to
+// stderr.
 //
 //	go run ./scripts/evaluate --checkpoint runs/train
 //	go run ./scripts/evaluate --checkpoint runs/train --sampler ddpm --n 200
+//	go run ./scripts/evaluate --checkpoint runs/train --json | jq .scores.generated.frechet_distance
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"text/tabwriter"
@@ -27,6 +32,7 @@ import (
 	"github.com/godiffusion/godiffusion/diffusion"
 	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/diffusion/quality"
+	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/kernel"
 	"github.com/godiffusion/godiffusion/scripts/internal/cli"
 )
@@ -36,6 +42,7 @@ type options struct {
 	checkpoint, data, classifierCache string
 	n, batch                          int
 	seed                              int64
+	json                              bool
 
 	// Set by tests: training options of the classifier (when the cache must be built) and the
 	// number of test images of the Fréchet reference (0: all 10000).
@@ -58,6 +65,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.data, "data", "", "folder with the MNIST IDX files (default: $MNIST_DIR or the GoMNIST Go module)")
 	fs.StringVar(&o.classifierCache, "classifier-cache", "",
 		"file caching the MNIST classifier (default: $"+quality.CacheEnv+" or "+quality.DefaultCachePath()+")")
+	fs.BoolVar(&o.json, "json", false, "print the scores as one JSON object (model, sampler, n, and per row generated, real, noise: "+
+		"confidence, confident fraction, digits, classifier score, Fréchet distance, digit counts) instead of the table; the log lines go to stderr")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -120,9 +129,13 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if clf.Meta.TestAccuracy >= 0 {
 		accuracy = fmt.Sprintf("%.2f%% on %d test images", 100*clf.Meta.TestAccuracy, clf.Meta.TestExamples)
 	}
-	fmt.Fprintf(stdout, "evaluate: model %s, %s, %d images per row, seed %d, backend %s\n",
+	log := stdout // The log lines; with --json stdout holds the JSON object alone.
+	if o.json {
+		log = stderr
+	}
+	fmt.Fprintf(log, "evaluate: model %s, %s, %d images per row, seed %d, backend %s\n",
 		m.Meta.Summary(), smp, o.n, o.seed, b.Name())
-	fmt.Fprintf(stdout, "evaluate: classifier accuracy %s; Fréchet distance to the features of %d MNIST test images\n",
+	fmt.Fprintf(log, "evaluate: classifier accuracy %s; Fréchet distance to the features of %d MNIST test images\n",
 		accuracy, ref.N)
 
 	progress := kernel.NewProgress(0, "sample").WithOutput(stderr, kernel.ProgressAuto).WithItems(min(o.batch, o.n), "img")
@@ -154,11 +167,108 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 		}
 		rows = append(rows, row{set.name, s})
 	}
-	if err := printTable(stdout, rows); err != nil {
+	fmt.Fprintf(log, "evaluate: sampling took %.1fs (%.2fs per image)\n", sampleTime.Seconds(), sampleTime.Seconds()/float64(o.n))
+	if !o.json {
+		return printTable(stdout, rows)
+	}
+	file, err := experiment.ResolveCheckpoint(o.checkpoint)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "evaluate: sampling took %.1fs (%.2fs per image)\n", sampleTime.Seconds(), sampleTime.Seconds()/float64(o.n))
-	return nil
+	plan, _ := smp.Plan(m.Schedule)
+	testAccuracy := clf.Meta.TestAccuracy
+	if testAccuracy < 0 {
+		testAccuracy = math.NaN() // not measured: null
+	}
+	r := report{
+		Checkpoint: file,
+		Model: modelInfo{Preset: m.Meta.Preset, Step: m.Meta.Step, Schedule: m.Meta.Schedule, T: m.Meta.T,
+			Prediction: string(m.Meta.Prediction), MovingAverage: m.EMA, Summary: m.Meta.Summary()},
+		Sampler: samplerInfo{Name: o.Sampler, Description: fmt.Sprint(smp), Steps: len(plan), Eta: o.Eta, Spacing: o.Spacing,
+			Variance: o.Variance, Clip: o.Clip},
+		N: o.n, Seed: o.seed, Backend: b.Name(), SamplingSeconds: sampleTime.Seconds(),
+		Classifier:         classifierInfo{TestAccuracy: jsonFloat(testAccuracy), TestExamples: clf.Meta.TestExamples, ReferenceImages: ref.N},
+		ConfidentThreshold: quality.ConfidentThreshold,
+		Scores:             scoresJSON{Generated: rowJSON(rows[0]), Real: rowJSON(rows[1]), Noise: rowJSON(rows[2])},
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// report is what --json prints: one object.
+type report struct {
+	Checkpoint      string         `json:"checkpoint"` // the checkpoint file read
+	Model           modelInfo      `json:"model"`
+	Sampler         samplerInfo    `json:"sampler"`
+	N               int            `json:"n"` // images per row
+	Seed            int64          `json:"seed"`
+	Backend         string         `json:"backend"`
+	SamplingSeconds float64        `json:"sampling_seconds"`
+	Classifier      classifierInfo `json:"classifier"`
+	// ConfidentThreshold is the probability above which an image counts as confident.
+	ConfidentThreshold float64    `json:"confident_threshold"`
+	Scores             scoresJSON `json:"scores"`
+}
+
+type modelInfo struct {
+	Preset        string `json:"preset"`
+	Step          int64  `json:"step"`
+	Schedule      string `json:"schedule"`
+	T             int    `json:"T"`
+	Prediction    string `json:"prediction"`     // "" is epsilon (older checkpoints)
+	MovingAverage bool   `json:"moving_average"` // sampled from the weights' moving average
+	Summary       string `json:"summary"`
+}
+
+type samplerInfo struct {
+	Name        string  `json:"name"` // --sampler
+	Description string  `json:"description"`
+	Steps       int     `json:"steps"` // network calls per image (T for ddpm)
+	Eta         float64 `json:"eta"`
+	Spacing     string  `json:"spacing"`
+	Variance    string  `json:"variance"`
+	Clip        bool    `json:"clip"`
+}
+
+type classifierInfo struct {
+	TestAccuracy    jsonFloat `json:"test_accuracy"` // null when not measured
+	TestExamples    int       `json:"test_examples"`
+	ReferenceImages int       `json:"reference_images"` // MNIST test images of the Fréchet reference
+}
+
+type scoresJSON struct {
+	Generated rowScores `json:"generated"`
+	Real      rowScores `json:"real"`
+	Noise     rowScores `json:"noise"`
+}
+
+// rowScores is one row of the table.
+type rowScores struct {
+	Images            string    `json:"images"` // the row's name in the table
+	N                 int       `json:"n"`
+	Confidence        jsonFloat `json:"confidence"`
+	ConfidentFraction jsonFloat `json:"confident_fraction"` // the table's p>=0.9, as a fraction
+	Digits            int       `json:"digits"`             // digits predicted confidently at least once, of 10
+	ClassifierScore   jsonFloat `json:"classifier_score"`
+	FrechetDistance   jsonFloat `json:"frechet_distance"`
+	DigitCounts       []int     `json:"digit_counts"` // predicted digits 0..9
+}
+
+func rowJSON(r row) rowScores {
+	s := r.scores
+	return rowScores{Images: r.name, N: s.N, Confidence: jsonFloat(s.Confidence), ConfidentFraction: jsonFloat(s.Confident),
+		Digits: s.Classes, ClassifierScore: jsonFloat(s.ClassifierScore), FrechetDistance: jsonFloat(s.FD), DigitCounts: s.Histogram[:]}
+}
+
+// jsonFloat is a float64 that JSON encodes as null when it is NaN or infinite (which JSON cannot hold).
+type jsonFloat float64
+
+func (f jsonFloat) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(f))
 }
 
 // realImages returns n distinct training images chosen by seed, preprocessed like the model's data.

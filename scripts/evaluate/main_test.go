@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -44,7 +48,7 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"--help"}, &help); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v", err)
 	}
-	for _, want := range []string{"--checkpoint", "--sampler", "--steps", "--eta", "--n", "--seed", "--batch", "--data", "--classifier-cache"} {
+	for _, want := range []string{"--checkpoint", "--sampler", "--sample-steps", "--eta", "--n", "--seed", "--batch", "--data", "--classifier-cache"} {
 		if !strings.Contains(help.String(), strings.TrimPrefix(want, "-")) {
 			t.Errorf("--help does not mention %s:\n%s", want, help.String())
 		}
@@ -55,7 +59,8 @@ func TestParseFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--sampler", "euler"}, `--sampler="euler"`},
-		{[]string{"--steps", "0"}, "--steps=0"},
+		{[]string{"--sample-steps", "0"}, "--sample-steps=0"},
+		{[]string{"--steps", "0"}, "--sample-steps=0"}, // the old spelling
 		{[]string{"--eta", "1.5"}, "--eta=1.5"},
 		{[]string{"--eta", "-0.1"}, "--eta=-0.1"},
 		{[]string{"--eta", "NaN"}, "--eta=NaN"},
@@ -75,8 +80,8 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 	// Several errors are reported together.
-	_, err = parseFlags([]string{"--n", "0", "--steps", "0"}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "--n=0") || !strings.Contains(err.Error(), "--steps=0") {
+	_, err = parseFlags([]string{"--n", "0", "--sample-steps", "0"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--n=0") || !strings.Contains(err.Error(), "--sample-steps=0") {
 		t.Errorf("two bad flags: %v", err)
 	}
 }
@@ -93,7 +98,7 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{[]string{"--checkpoint", filepath.Join(dir, "nothing")}, "no such file"},
 		{[]string{"--checkpoint", dir}, "no checkpoint in"},
-		{[]string{"--checkpoint", writeTinyCheckpoint(t, filepath.Join(dir, "run")), "--steps", "41"}, "more steps than the model's T=40"},
+		{[]string{"--checkpoint", writeTinyCheckpoint(t, filepath.Join(dir, "run")), "--sample-steps", "41"}, "more steps than the model's T=40"},
 	} {
 		o, err := parseFlags(append(tc.args, "--classifier-cache", cache), io.Discard)
 		if err != nil {
@@ -145,7 +150,7 @@ func TestRunTiny(t *testing.T) {
 	dir := t.TempDir()
 	run0 := writeTinyCheckpoint(t, filepath.Join(dir, "run"))
 	cache := filepath.Join(dir, "classifier.ckpt")
-	o, err := parseFlags([]string{"--checkpoint", run0, "--n", "6", "--batch", "3", "--steps", "2",
+	o, err := parseFlags([]string{"--checkpoint", run0, "--n", "6", "--batch", "3", "--sample-steps", "2",
 		"--classifier-cache", cache}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -171,16 +176,73 @@ func TestRunTiny(t *testing.T) {
 		t.Errorf("classifier not cached: %v", err)
 	}
 	// The rows: the set's name, then n = 6.
+	table := map[string][]string{}
 	for _, name := range []string{"generated (ddim)", "real MNIST (train)", "noise N(0,1) clipped"} {
-		found := false
 		for _, line := range strings.Split(out, "\n") {
 			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), name); ok {
-				f := strings.Fields(rest)
-				found = len(f) >= 7 && f[0] == "6"
+				table[name] = strings.Fields(rest)
 			}
 		}
-		if !found {
-			t.Errorf("no table row %q with n = 6", name)
+		if f := table[name]; len(f) != 16 || f[0] != "6" {
+			t.Errorf("no table row %q with n = 6 and 10 digit counts: %q", name, f)
+		}
+	}
+
+	// --json: the same run (same seed, cached classifier) as one JSON object on stdout, the log on stderr.
+	o.json = true
+	stdout.Reset()
+	stderr.Reset()
+	if err := run(context.Background(), o, b, &stdout, &stderr); err != nil {
+		t.Fatalf("--json: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var r report
+	dec := json.NewDecoder(bytes.NewReader(stdout.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil || dec.More() {
+		t.Fatalf("--json output is not one JSON object (%v):\n%s", err, stdout.String())
+	}
+	t.Logf("--json:\n%s", stdout.String())
+	if !strings.Contains(stderr.String(), "evaluate: model tiny at step 1") {
+		t.Errorf("--json: the log lines are not on stderr:\n%s", stderr.String())
+	}
+	if r.Model.Preset != "tiny" || r.Model.Step != 1 || r.Model.T != 40 || r.Model.Schedule != diffusion.ScheduleScaledLinear ||
+		r.Sampler.Name != "ddim" || r.Sampler.Steps != 2 || !strings.Contains(r.Sampler.Description, "DDIM") || r.N != 6 ||
+		r.Classifier.TestExamples != 100 || r.Classifier.ReferenceImages != 300 || r.ConfidentThreshold != quality.ConfidentThreshold ||
+		filepath.Dir(r.Checkpoint) != filepath.Join(run0, experiment.CheckpointDir) {
+		t.Errorf("--json: model, sampler or settings wrong: %+v", r)
+	}
+	for _, tc := range []struct {
+		name string
+		row  rowScores
+	}{{"generated (ddim)", r.Scores.Generated}, {"real MNIST (train)", r.Scores.Real}, {"noise N(0,1) clipped", r.Scores.Noise}} {
+		f, s := table[tc.name], tc.row
+		if len(f) != 16 || s.Images != tc.name || s.N != 6 || len(s.DigitCounts) != 10 {
+			t.Errorf("%s: JSON row %+v", tc.name, s)
+			continue
+		}
+		// The table's numbers, rounded as printed (the two runs may differ by float rounding).
+		near := func(what string, got float64, cell string, unit float64) {
+			want, err := strconv.ParseFloat(strings.TrimSuffix(cell, "%"), 64)
+			if err != nil || math.Abs(got-want) > unit {
+				t.Errorf("%s: %s %v in JSON, %q in the table", tc.name, what, got, cell)
+			}
+		}
+		near("confidence", float64(s.Confidence), f[1], 0.0015)
+		near("p>=0.9 (percent)", 100*float64(s.ConfidentFraction), f[2], 0.15)
+		near("classifier score", float64(s.ClassifierScore), f[4], 0.015)
+		near("Fréchet", float64(s.FrechetDistance), f[5], 0.015)
+		if f[3] != fmt.Sprintf("%d/10", s.Digits) {
+			t.Errorf("%s: digits %d in JSON, %q in the table", tc.name, s.Digits, f[3])
+		}
+		total := 0
+		for c, k := range s.DigitCounts {
+			total += k
+			if f[6+c] != strconv.Itoa(k) {
+				t.Errorf("%s: %d images of digit %d in JSON, %s in the table", tc.name, k, c, f[6+c])
+			}
+		}
+		if total != 6 {
+			t.Errorf("%s: the digit counts add up to %d, want 6", tc.name, total)
 		}
 	}
 }

@@ -97,7 +97,13 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// SpacingUsage describes the DDIM spacing flags (--spacing, train's --ddim-spacing).
+// Alias registers old as a deprecated spelling of the flag name, already defined in fs: both set
+// the same value. Errors and --help use the new name.
+func Alias(fs *flag.FlagSet, old, name string) {
+	fs.Var(fs.Lookup(name).Value, old, "deprecated spelling of --"+name)
+}
+
+// SpacingUsage describes the DDIM spacing flag --spacing (of train, sample and evaluate).
 const SpacingUsage = "which DDIM timesteps: linspace (evenly spread from T-1 to 0) or trailing (from T-1 down in steps of T/steps)"
 
 // samplers lists the --sampler values; samplerDPMSolver names DPM-Solver++(2M).
@@ -113,11 +119,17 @@ type SamplerFlags struct {
 	Clip, RawWeights           bool
 }
 
-// Register adds --sampler, --steps, --eta, --spacing, --variance, --clip and --raw-weights to fs.
+// StepsUsage describes --sample-steps, the sampler's step count (the same name in train, sample and
+// evaluate; train's --steps counts training steps).
+const StepsUsage = "DDIM or DPM-Solver++ steps: network calls per image (ddpm always takes all T steps)"
+
+// Register adds --sampler, --sample-steps (alias --steps), --eta, --spacing, --variance, --clip and
+// --raw-weights to fs.
 func (s *SamplerFlags) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.RawWeights, "raw-weights", false, "sample from the weights of the last training step instead of their moving average (when the run kept one, see train --ema)")
 	fs.StringVar(&s.Sampler, "sampler", "ddim", "sampler: ddim, ddpm or dpm++ (DPM-Solver++(2M), deterministic, on DDIM's timesteps)")
-	fs.IntVar(&s.Steps, "steps", diffusion.DefaultDDIMSteps, "DDIM or DPM-Solver++ steps (ddpm always takes all T steps)")
+	fs.IntVar(&s.Steps, "sample-steps", diffusion.DefaultDDIMSteps, StepsUsage)
+	Alias(fs, "steps", "sample-steps")
 	fs.Float64Var(&s.Eta, "eta", 0, "DDIM eta in [0, 1]: 0 deterministic, 1 DDPM-like noise")
 	fs.StringVar(&s.Spacing, "spacing", string(diffusion.DefaultSpacing), SpacingUsage)
 	fs.StringVar(&s.Variance, "variance", diffusion.VarianceBeta, "DDPM step variance: beta or posterior")
@@ -128,7 +140,7 @@ func (s *SamplerFlags) Register(fs *flag.FlagSet) {
 func (s *SamplerFlags) Validate(c *Checks) {
 	c.Check(slices.Contains(samplers, s.Sampler), "--sampler=%q: use one of %s", s.Sampler, strings.Join(samplers, ", "))
 	c.Check(s.Sampler != samplerDPMSolver || s.Eta == 0, "--eta=%g: %s is deterministic (use ddim for eta > 0)", s.Eta, samplerDPMSolver)
-	c.Check(s.Steps >= 1, "--steps=%d: must be >= 1", s.Steps)
+	c.Check(s.Steps >= 1, "--sample-steps=%d: must be >= 1", s.Steps)
 	c.Check(s.Eta >= 0 && s.Eta <= 1 && !math.IsNaN(s.Eta), "--eta=%g: must lie in [0, 1]", s.Eta)
 	c.CheckSpacing("spacing", s.Spacing)
 	c.Check(s.Variance == diffusion.VarianceBeta || s.Variance == diffusion.VariancePosterior,
@@ -149,7 +161,7 @@ func (s *SamplerFlags) Build(T int) (diffusion.Sampler, error) {
 		return diffusion.DDPM{Variance: s.Variance, Clip: s.Clip}, nil
 	}
 	if s.Steps > T {
-		return nil, fmt.Errorf("--steps=%d: more steps than the model's T=%d", s.Steps, T)
+		return nil, fmt.Errorf("--sample-steps=%d: more steps than the model's T=%d", s.Steps, T)
 	}
 	if s.Sampler == samplerDPMSolver {
 		return diffusion.DPMSolver{Steps: s.Steps, Clip: s.Clip, Spacing: diffusion.Spacing(s.Spacing)}, nil
