@@ -1,6 +1,6 @@
 // Package diffusion implements denoising diffusion models on top of GoMLX: noise schedules,
-// forward noising q(x_t | x_0), the epsilon-prediction training step, and samplers (DDPM, DDIM)
-// that turn noise into images with any Denoiser.
+// forward noising q(x_t | x_0), the training step (the network predicts ε, v or x_0), and samplers
+// (DDPM, DDIM, DPM-Solver++) that turn noise into images with any Denoiser.
 //
 // # Index convention
 //
@@ -14,6 +14,23 @@
 // so t = 0 already holds one step of noise (the model is trained there too), and the clean
 // image corresponds to "t = -1", where ᾱ = 1. Samplers start at t = T-1 and their last update
 // goes from t = 0 to the clean image, adding no noise.
+//
+// # Checkpoint files
+//
+// SaveCheckpoint writes one file, atomically: the 8 bytes "GODIFFCK", a uint32 format version (1),
+// a uint64 header length, a JSON header {"meta": the caller's metadata, "variables": [{"path",
+// "dtype", "dims", "trainable", "bytes"}...]} listing every variable of the store that has a value
+// (sorted by path: the model's weights under /model, their moving averages under /ema, Adam's state
+// under /AdamOptimizer, /global_step, the random state), the variables' raw values in header order,
+// and a CRC-32 (IEEE) of everything before it. Integers and values are little-endian.
+//
+// GoMLX's own checkpoints (package github.com/gomlx/gomlx/ml/model/checkpoint, which the
+// gomlx_checkpoints tool reads) are a folder of checkpoint-*.json and .bin pairs, without trainable
+// flags or metadata beyond the store's parameters: checkpoint.Load does not read these files. To
+// convert, load one with LoadCheckpoint into a new model.Store (then UseEMAWeights to export the
+// moving-average weights as the model's), optionally keep the metadata as a store parameter
+// (Store.SetParam), and save with checkpoint.Build(store).Dir(folder).Done() and Handler.Save;
+// TestCheckpointToGoMLX does this. GoMLX creates the variables it loads trainable.
 package diffusion
 
 import (
