@@ -21,9 +21,16 @@ out="${OUT_DIR:-out/notebooks}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)" # Absolute: the notebooks run from notebooks/.
 export NOTEBOOK_BUDGET="${NOTEBOOK_BUDGET:-ci}"
-# The notebooks keep their checkpoints and pictures in a work folder: a fresh one per test run.
-export NOTEBOOK_WORKDIR="${NOTEBOOK_WORKDIR:-$out/work}"
-rm -rf "$NOTEBOOK_WORKDIR"
+# The notebooks keep their checkpoints and pictures in a work folder: a fresh one per test run
+# (NOTEBOOK_DEFAULT_WORKDIR=1 keeps the notebooks' own default, runs/notebooks-BUDGET/, whose
+# relative path is what they print: scripts/notebook_outputs.sh).
+if [ -z "${NOTEBOOK_DEFAULT_WORKDIR:-}" ]; then
+  export NOTEBOOK_WORKDIR="${NOTEBOOK_WORKDIR:-$out/work}"
+  rm -rf "$NOTEBOOK_WORKDIR"
+else
+  unset NOTEBOOK_WORKDIR
+  rm -rf "runs/notebooks-$NOTEBOOK_BUDGET"
+fi
 unset CHECKPOINT
 
 if [ $# -gt 0 ]; then notebooks=("$@"); else notebooks=(notebooks/*.ipynb); fi
