@@ -68,3 +68,38 @@ func TestMetaSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotModel: a snapshot samples with the moving average, leaves the training store as it
+// was, skips the optimizer's variables and does not follow later changes of the store.
+func TestSnapshotModel(t *testing.T) {
+	store := model.NewStore()
+	create := func(path string, trainable bool, values ...float32) *model.Variable {
+		v, err := store.CreateVariable(path, tensors.FromValue(values))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Trainable = trainable
+		return v
+	}
+	w := create("/model/stem/weights", true, 1, 2, 3)
+	create("/"+diffusion.EMAScope+"/model/stem/weights", false, 0.5, 1.5, 2.5)
+	create("/AdamOptimizer/model/stem/weights_1st_moment", false, 9, 9, 9)
+	meta := Meta{Preset: "tiny", UNet: layers.Tiny(), Schedule: diffusion.ScheduleLinear, T: 10, BatchSize: 2, EMADecay: 0.999}
+	m, err := SnapshotModel(meta, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetValue(tensors.FromValue([]float32{7, 7, 7})); err != nil { // Training goes on.
+		t.Fatal(err)
+	}
+	got := tensors.MustCopyFlatData[float32](m.Store.GetVariable("/model/stem/weights").MustValue())
+	if !m.EMA || got[0] != 0.5 || got[1] != 1.5 || got[2] != 2.5 {
+		t.Errorf("snapshot: EMA %v, weights %v; want the average [0.5 1.5 2.5]", m.EMA, got)
+	}
+	if m.Store.NumVariables() != 2 || m.Schedule == nil || m.Schedule.T != 10 {
+		t.Errorf("snapshot holds %d variables (want 2: weights and average), schedule %v", m.Store.NumVariables(), m.Schedule)
+	}
+	if orig := tensors.MustCopyFlatData[float32](w.MustValue()); orig[0] != 7 {
+		t.Errorf("the training store changed: %v", orig)
+	}
+}

@@ -1,7 +1,7 @@
 // Command train trains the diffusion U-Net on MNIST as a batch job: progress bar, the tutorial's
 // log lines, a loss log (CSV) and curve (SVG), atomic checkpoints that --resume continues exactly,
-// and at the end grids of samples drawn with DDIM, DPM-Solver++ and DDPM, with their denoising chains
-// as GIFs.
+// optionally a grid of samples every --sample-every steps, and at the end grids of samples drawn with
+// DDIM, DPM-Solver++ and DDPM, with their denoising chains as GIFs.
 //
 // Training runs until --steps (or --epochs) are done; --minutes sets a time budget only when given
 // (the default job, scripts/train.sh, passes --minutes 12).
@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -47,10 +48,10 @@ type options struct {
 	ckptEvery, keep, logEvery   int
 	resume                      bool
 	ddpmSamples, ddimSamples    int
-	dpmSamples                  int
-	ddimSteps                   int
-	ddimEta                     float64
-	ddimSpacing                 string
+	dpmSamples, sampleEvery     int
+	sampleSteps                 int
+	eta                         float64
+	spacing                     string
 
 	// set holds the flags given on the command line.
 	set map[string]bool
@@ -75,7 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := cli.NewFlagSet("train", "Trains the diffusion U-Net on MNIST, then samples from it.", stderr)
 	fs.StringVar(&o.preset, "preset", defaultPreset, "model preset: "+fmt.Sprint(experiment.PresetNames()))
 	fs.StringVar(&o.schedule, "schedule", defaultSchedule, "noise schedule: cosine (improved DDPM), scaled-linear, or linear (the tutorial's)")
-	fs.IntVar(&o.T, "T", diffusion.DefaultT, "number of diffusion steps")
+	fs.IntVar(&o.T, "timesteps", diffusion.DefaultT, "number of diffusion steps T")
 	fs.IntVar(&o.epochs, "epochs", 0, "epochs to train (overrides --steps when > 0)")
 	fs.IntVar(&o.steps, "steps", defaultSteps, "training steps (batches) to train in total")
 	fs.Float64Var(&o.minutes, "minutes", defaultMinutes, "time budget: stop training after this many minutes of this invocation even if --steps or --epochs is not reached; "+
@@ -96,16 +97,25 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.ddpmSamples, "ddpm-samples", 8, "images drawn with DDPM at the end (0: none)")
 	fs.IntVar(&o.ddimSamples, "ddim-samples", 64, "images drawn with DDIM at the end (0: none)")
 	fs.IntVar(&o.dpmSamples, "dpm-samples", 64, "images drawn with DPM-Solver++(2M) at the end, on DDIM's steps and spacing: cleaner strokes for the same network calls (0: none)")
-	fs.IntVar(&o.ddimSteps, "ddim-steps", diffusion.DefaultDDIMSteps, "DDIM (and DPM-Solver++) steps for the final samples")
-	fs.Float64Var(&o.ddimEta, "ddim-eta", 0, "DDIM eta in [0, 1] for the final samples: 0 deterministic, 1 DDPM-like noise")
-	fs.StringVar(&o.ddimSpacing, "ddim-spacing", string(diffusion.DefaultSpacing), cli.SpacingUsage+", for the final DDIM and DPM-Solver++ samples")
+	fs.IntVar(&o.sampleSteps, "sample-steps", diffusion.DefaultDDIMSteps, cli.StepsUsage+"; for the final and --sample-every samples")
+	fs.Float64Var(&o.eta, "eta", 0, "DDIM eta in [0, 1] for the final and --sample-every samples: 0 deterministic, 1 DDPM-like noise")
+	fs.StringVar(&o.spacing, "spacing", string(diffusion.DefaultSpacing), cli.SpacingUsage+"; for the final and --sample-every samples")
+	fs.IntVar(&o.sampleEvery, "sample-every", 0, fmt.Sprintf("every N training steps, write a grid of %d DDIM samples (--sample-steps, --eta, --spacing; the moving-average weights) "+
+		"to %s/step-NNNNNNNN.png in --out; the time counts in --minutes (0: never)", periodicImages, periodicDir))
+	for old, name := range flagAliases {
+		cli.Alias(fs, old, name)
+	}
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
 	o.set = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) { o.set[cmp.Or(flagAliases[f.Name], f.Name)] = true })
 	return o, o.validate()
 }
+
+// flagAliases maps the deprecated spellings of flags to their names, the same in train, sample and
+// evaluate.
+var flagAliases = map[string]string{"T": "timesteps", "ddim-steps": "sample-steps", "ddim-eta": "eta", "ddim-spacing": "spacing"}
 
 func (o *options) validate() error {
 	var c cli.Checks
@@ -114,7 +124,7 @@ func (o *options) validate() error {
 	check(err == nil, "--preset: %v", err)
 	_, err = diffusion.ScheduleByName(o.schedule, max(o.T, 1))
 	check(err == nil, "--schedule: %v", err)
-	check(o.T >= 2 && o.T <= 10000, "--T=%d: must lie in [2, 10000]", o.T)
+	check(o.T >= 2 && o.T <= 10000, "--timesteps=%d: must lie in [2, 10000]", o.T)
 	check(o.epochs >= 0, "--epochs=%d: must be >= 0", o.epochs)
 	check(o.steps >= 1 || o.epochs > 0, "--steps=%d: must be >= 1", o.steps)
 	check(o.minutes >= 0 && !math.IsInf(o.minutes, 0), "--minutes=%g: must be >= 0", o.minutes)
@@ -128,9 +138,10 @@ func (o *options) validate() error {
 	check(o.keep >= 1, "--keep=%d: must be >= 1", o.keep)
 	check(o.logEvery >= 1, "--log-every=%d: must be >= 1", o.logEvery)
 	check(o.ddpmSamples >= 0 && o.ddimSamples >= 0 && o.dpmSamples >= 0, "--ddpm-samples, --ddim-samples and --dpm-samples must be >= 0")
-	check(o.ddimSteps >= 1 && o.ddimSteps <= o.T, "--ddim-steps=%d: must lie in [1, T=%d]", o.ddimSteps, o.T)
-	check(o.ddimEta >= 0 && o.ddimEta <= 1, "--ddim-eta=%g: must lie in [0, 1]", o.ddimEta)
-	c.CheckSpacing("ddim-spacing", o.ddimSpacing)
+	check(o.sampleSteps >= 1 && o.sampleSteps <= o.T, "--sample-steps=%d: must lie in [1, T=%d]", o.sampleSteps, o.T)
+	check(o.eta >= 0 && o.eta <= 1, "--eta=%g: must lie in [0, 1]", o.eta)
+	c.CheckSpacing("spacing", o.spacing)
+	check(o.sampleEvery >= 0, "--sample-every=%d: must be >= 0", o.sampleEvery)
 	check(o.out != "", "--out must not be empty")
 	return c.Err()
 }
@@ -262,6 +273,16 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 			}
 			lastSaved = done
 		}
+		if o.sampleEvery > 0 && done%int64(o.sampleEvery) == 0 {
+			path, err := periodicSamples(ctx, o, b, meta, store, done)
+			switch {
+			case ctx.Err() != nil: // Ctrl-C: the next iteration saves and stops.
+			case err != nil: // A picture is not worth the run.
+				progress.Printf("Samples at step %d failed: %v", done, err)
+			default:
+				progress.Printf("Samples at step %d: %s", done, path)
+			}
+		}
 	}
 	progress.Done()
 	if trainer.GlobalStep() != lastSaved {
@@ -326,7 +347,7 @@ func (o *options) checkResumable(meta *experiment.Meta) error {
 	}
 	mismatch("preset", o.preset, meta.Preset)
 	mismatch("schedule", o.schedule, meta.Schedule)
-	mismatch("T", o.T, meta.T)
+	mismatch("timesteps", o.T, meta.T)
 	mismatch("batch", o.batch, meta.BatchSize)
 	mismatch("seed", o.seed, meta.Seed)
 	mismatch("ema", o.ema, meta.EMADecay)
@@ -409,23 +430,66 @@ func writeLossCurve(dir string, history []lossRecord) error {
 	return kernel.WriteFile(filepath.Join(dir, "loss.svg"), []byte(svg))
 }
 
-// finalSamples draws DDPM and DDIM samples from the trained model and writes grids and chain GIFs.
+// sampleRun is one grid of samples that train draws.
+type sampleRun struct {
+	name    string // in the file names: samples_<name>.png, chain_<name>.gif
+	n       int
+	sampler diffusion.Sampler
+	every   int // a chain frame every N steps (0: no chain)
+}
+
+// ddim is the DDIM sampler of the final and the --sample-every samples. x0 is clipped as diffusers
+// does by default: an undertrained model's deterministic DDIM trajectory otherwise amplifies its
+// errors where ᾱ is tiny (cosine: 6e-8 at T-1).
+func (o *options) ddim() diffusion.Sampler {
+	return diffusion.DDIM{Steps: o.sampleSteps, Eta: o.eta, Clip: true, Spacing: diffusion.Spacing(o.spacing)}
+}
+
+// drawSamples draws r.n images with gen (noise seeded by seed) and writes their grid to pngPath and,
+// when r.every > 0, their chain to gifPath; progress goes to stderr. It returns the paths written.
+func drawSamples(ctx context.Context, gen *diffusion.Generator, r sampleRun, seed int64, pngPath, gifPath string, stderr io.Writer) ([]string, error) {
+	progress := kernel.NewProgress(0, r.name).WithOutput(stderr, kernel.ProgressAuto).WithItems(r.n, "img")
+	res, err := gen.Sample(r.sampler, diffusion.SampleOptions{N: r.n, BatchSize: 64, Seed: seed,
+		ChainEvery: r.every, Context: ctx, OnStep: func(done, total int) { progress.Update(done) }})
+	progress.Done()
+	if err != nil {
+		return nil, err
+	}
+	if r.every == 0 {
+		gifPath = ""
+	}
+	return experiment.WriteSamples(res, pngPath, gifPath, 16)
+}
+
+// periodicImages and periodicDir: the --sample-every grids' size and folder (in --out).
+const (
+	periodicImages = 16
+	periodicDir    = "samples"
+)
+
+// periodicSamples writes the --sample-every grid of a step, from a copy of the weights training
+// holds now (their moving average when kept), and returns its path.
+func periodicSamples(ctx context.Context, o *options, b compute.Backend, meta *experiment.Meta, store *model.Store, step int64) (string, error) {
+	m, err := experiment.SnapshotModel(*meta, store)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(o.out, periodicDir, fmt.Sprintf("step-%08d.png", step))
+	_, err = drawSamples(ctx, m.Generator(b), sampleRun{"samples", periodicImages, o.ddim(), 0}, meta.Seed, path, "", io.Discard)
+	return path, err
+}
+
+// finalSamples draws DDIM, DPM-Solver++ and DDPM samples from the trained model and writes grids and
+// chain GIFs.
 func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *experiment.Meta, stdout, stderr io.Writer) error {
 	m, err := experiment.LoadModel(o.out)
 	if err != nil {
 		return err
 	}
 	gen := m.Generator(b)
-	runs := []struct {
-		name    string
-		n       int
-		sampler diffusion.Sampler
-		every   int
-	}{
-		// x0 clipped as diffusers does by default: an undertrained model's deterministic DDIM
-		// trajectory otherwise amplifies its errors where ᾱ is tiny (cosine: 6e-8 at T-1).
-		{"ddim", o.ddimSamples, diffusion.DDIM{Steps: o.ddimSteps, Eta: o.ddimEta, Clip: true, Spacing: diffusion.Spacing(o.ddimSpacing)}, 1},
-		{"dpm", o.dpmSamples, diffusion.DPMSolver{Steps: o.ddimSteps, Clip: true, Spacing: diffusion.Spacing(o.ddimSpacing)}, 1},
+	runs := []sampleRun{
+		{"ddim", o.ddimSamples, o.ddim(), 1},
+		{"dpm", o.dpmSamples, diffusion.DPMSolver{Steps: o.sampleSteps, Clip: true, Spacing: diffusion.Spacing(o.spacing)}, 1},
 		{"ddpm", o.ddpmSamples, diffusion.DDPM{Clip: true}, max(1, meta.T/25)},
 	}
 	for _, r := range runs {
@@ -436,15 +500,8 @@ func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *expe
 			return fmt.Errorf("%w before the final samples (the checkpoint is saved)", cli.ErrInterrupted)
 		}
 		start := time.Now()
-		progress := kernel.NewProgress(0, r.name).WithOutput(stderr, kernel.ProgressAuto).WithItems(r.n, "img")
-		res, err := gen.Sample(r.sampler, diffusion.SampleOptions{N: r.n, BatchSize: 64, Seed: meta.Seed,
-			ChainEvery: r.every, Context: ctx, OnStep: func(done, total int) { progress.Update(done) }})
-		progress.Done()
-		if err != nil {
-			return err
-		}
-		paths, err := experiment.WriteSamples(res, filepath.Join(o.out, "samples_"+r.name+".png"),
-			filepath.Join(o.out, "chain_"+r.name+".gif"), 16)
+		paths, err := drawSamples(ctx, gen, r, meta.Seed, filepath.Join(o.out, "samples_"+r.name+".png"),
+			filepath.Join(o.out, "chain_"+r.name+".gif"), stderr)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/godiffusion/godiffusion/diffusion"
 	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/experiment"
+	"github.com/godiffusion/godiffusion/kernel"
 	"github.com/godiffusion/godiffusion/scripts/internal/cli"
 	"github.com/godiffusion/godiffusion/scripts/internal/clitest"
 )
@@ -23,7 +24,7 @@ import (
 func tinyRun(t *testing.T, out string, extra ...string) *options {
 	t.Helper()
 	args := append([]string{"--preset", "tiny", "--batch", "2", "--steps", "6", "--ckpt-every", "2",
-		"--ddpm-samples", "0", "--ddim-samples", "0", "--dpm-samples", "0", "--minutes", "0", "--T", "40", "--ddim-steps", "4", "--out", out}, extra...)
+		"--ddpm-samples", "0", "--ddim-samples", "0", "--dpm-samples", "0", "--minutes", "0", "--timesteps", "40", "--sample-steps", "4", "--out", out}, extra...)
 	o, err := parseFlags(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +65,11 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	err = run(context.Background(), tinyRun(t, broken, "--resume", "--preset", "cpu"), b, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--preset=cpu, but the run") {
 		t.Fatalf("resume with another preset: %v", err)
+	}
+	// Also when given with the old spelling of the flag, named as today.
+	err = run(context.Background(), tinyRun(t, broken, "--resume", "--T", "50"), b, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--timesteps=50, but the run") {
+		t.Fatalf("resume with another T: %v", err)
 	}
 	if err := run(context.Background(), tinyRun(t, broken, "--resume"), b, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
@@ -162,12 +168,18 @@ func TestFlagValidation(t *testing.T) {
 		{"--steps", "-5"},
 		{"--batch", "0"},
 		{"--lr", "-1"},
+		{"--timesteps", "1"},
 		{"--T", "1"},
+		{"--sample-steps", "300"},
+		{"--sample-steps", "0"},
 		{"--ddim-steps", "300"},
+		{"--eta", "1.5"},
+		{"--eta", "-0.1"},
+		{"--eta", "NaN"},
 		{"--ddim-eta", "1.5"},
-		{"--ddim-eta", "-0.1"},
-		{"--ddim-eta", "NaN"},
+		{"--spacing", "leading"},
 		{"--ddim-spacing", "leading"},
+		{"--sample-every", "-1"},
 		{"--keep", "0"},
 		{"--minutes", "-1"},
 		{"--ddim-samples", "-1"},
@@ -190,8 +202,72 @@ func TestFlagValidation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults rejected: %v", err)
 	}
-	if o.preset != defaultPreset || o.steps != defaultSteps || o.minutes != 0 {
+	if o.preset != defaultPreset || o.steps != defaultSteps || o.minutes != 0 || o.sampleEvery != 0 || o.T != diffusion.DefaultT {
 		t.Errorf("defaults %+v", o)
+	}
+	// The old spellings set the same options as the names train shares with sample and evaluate.
+	for _, args := range [][]string{
+		{"--timesteps", "50", "--sample-steps", "7", "--eta", "0.5", "--spacing", "trailing"},
+		{"--T", "50", "--ddim-steps", "7", "--ddim-eta", "0.5", "--ddim-spacing", "trailing"},
+	} {
+		o, err := parseFlags(args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if o.T != 50 || o.sampleSteps != 7 || o.eta != 0.5 || o.spacing != "trailing" || !o.set["timesteps"] || !o.set["sample-steps"] {
+			t.Errorf("%v: parsed %+v", args, o)
+		}
+	}
+	var help strings.Builder
+	_, _ = parseFlags([]string{"--help"}, &help)
+	for _, want := range []string{"-timesteps", "-sample-steps", "-sample-every", "-T int\n    \tdeprecated spelling of --timesteps"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("--help lacks %q:\n%s", want, help.String())
+		}
+	}
+}
+
+// TestSampleEvery: --sample-every writes a decodable grid of 16 samples at every N-th step, also
+// after a resume, and nothing without it (the other tests).
+func TestSampleEvery(t *testing.T) {
+	b := clitest.MNISTBackend(t)
+	out := t.TempDir()
+	var log strings.Builder
+	if err := run(context.Background(), tinyRun(t, out, "--steps", "4", "--sample-every", "2"), b, &log, &log); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), tinyRun(t, out, "--steps", "6", "--sample-every", "3", "--resume"), b, &log, &log); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Join(out, "samples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	want := []string{"step-00000002.png", "step-00000004.png", "step-00000006.png"}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Fatalf("samples/ holds %v, want %v", names, want)
+	}
+	w, _ := kernel.GridSize(16, 32, 32, 0, 2, experiment.GridScale) // As experiment.WriteSamples draws 16 images.
+	for _, name := range names {
+		f, err := os.Open(filepath.Join(out, "samples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if img.Bounds().Dx() != w || img.Bounds().Dy() != w {
+			t.Errorf("%s is %v, want a %dx%d grid of 16 images", name, img.Bounds(), w, w)
+		}
+	}
+	if !strings.Contains(log.String(), "Samples at step 4: "+filepath.Join(out, "samples", "step-00000004.png")) {
+		t.Errorf("the log does not report the samples:\n%s", log.String())
 	}
 }
 
