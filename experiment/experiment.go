@@ -1,6 +1,7 @@
 // Package experiment describes a training run the way the batch commands (scripts/) and the
 // notebooks share it: model presets by name, the metadata saved in every checkpoint, the layout of
-// a run folder, loading a trained model back, and writing its sample pictures.
+// a run folder and its lock (one writing process at a time, see LockRun), loading a trained model
+// back, and writing its sample pictures.
 package experiment
 
 import (

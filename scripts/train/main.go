@@ -88,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"recognisable shapes earliest in training), v (velocity) or epsilon (the noise, as the tutorial)")
 	fs.Float64Var(&o.minSNR, "min-snr", 0, "Min-SNR-gamma loss weighting: gamma, e.g. 5 (0: the tutorial's unweighted loss)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed for initialisation, data order, timesteps and noise")
-	fs.StringVar(&o.out, "out", "runs/train", "output folder: checkpoints, loss log and pictures")
+	fs.StringVar(&o.out, "out", "runs/train", "output folder: checkpoints, loss log and pictures (locked: a second train on the same folder stops at once)")
 	fs.StringVar(&o.data, "data", "", "folder with the MNIST IDX files (default: $MNIST_DIR or the GoMNIST Go module)")
 	fs.IntVar(&o.ckptEvery, "ckpt-every", 250, "save a checkpoint every N steps")
 	fs.IntVar(&o.keep, "keep", 3, "number of checkpoints to keep")
@@ -174,6 +174,11 @@ type lossRecord struct {
 
 // run trains as o says. It is the whole command but flag parsing, so tests can call it.
 func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.Writer) error {
+	lock, err := lockRun(o)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock() // Also on errors and Ctrl-C; a crash or kill releases it too.
 	meta, store, history, err := startOrResume(o)
 	if err != nil {
 		return err
@@ -298,6 +303,21 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	}
 	fmt.Fprintf(stdout, "train: model of %d parameters; final checkpoint %s\n", layers.NumTrainableParameters(store), experiment.CheckpointPath(o.out, trainer.GlobalStep()))
 	return finalSamples(ctx, o, b, meta, stdout, stderr)
+}
+
+// lockRun makes this process the only writer of --out, before anything reads or writes the
+// folder: a second train on the same --out stops here, naming the process that holds it. A --resume
+// of a folder that does not exist takes no lock, so that startOrResume refuses it without creating
+// the folder.
+func lockRun(o *options) (*experiment.RunLock, error) {
+	if _, err := os.Stat(o.out); o.resume && errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	lock, err := experiment.LockRun(o.out)
+	if err != nil {
+		return nil, fmt.Errorf("%w (--out)", err)
+	}
+	return lock, nil
 }
 
 // startOrResume returns the run's metadata, its variables and the loss history so far.

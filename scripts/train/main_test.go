@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -321,4 +322,42 @@ func TestTimeBudget(t *testing.T) {
 	if m.Meta.Step < 1 || m.Meta.Step >= 6 {
 		t.Errorf("stopped at step %d, want the time budget to end the run early (1 to 5 of 6 steps)", m.Meta.Step)
 	}
+}
+
+// TestSecondRunOnSameOut: while a process holds --out, train stops at once, naming the holder and
+// what to do, and writes nothing; train releases the lock on its error paths too (Ctrl-C and
+// errors of TestResumeMatchesUninterrupted run train again on the same folder).
+func TestSecondRunOnSameOut(t *testing.T) {
+	out := t.TempDir()
+	held, err := experiment.LockRun(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No backend: train must stop before it needs one.
+	err = run(context.Background(), tinyRun(t, out), nil, io.Discard, io.Discard)
+	var locked *experiment.LockedError
+	if !errors.As(err, &locked) || locked.Holder == nil || locked.Holder.PID != os.Getpid() {
+		t.Fatalf("train on a held --out: %v, want a LockedError naming pid %d", err, os.Getpid())
+	}
+	for _, want := range []string{"process " + strconv.Itoa(os.Getpid()), "wait for it to finish", "another run folder (--out)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 1 || entries[0].Name() != experiment.LockFile {
+		t.Errorf("the refused run wrote into %s: %v", out, entries)
+	}
+	if err := held.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	// A run that fails (nothing to resume) releases the lock it took.
+	err = run(context.Background(), tinyRun(t, out, "--resume"), nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no checkpoint") {
+		t.Fatalf("--resume of an empty folder: %v, want 'no checkpoint'", err)
+	}
+	again, err := experiment.LockRun(out)
+	if err != nil {
+		t.Fatalf("the lock was not released when train failed: %v", err)
+	}
+	_ = again.Unlock()
 }
