@@ -1,7 +1,9 @@
 package diffusion
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -181,21 +183,42 @@ func TestCheckpointErrors(t *testing.T) {
 	}
 	raw, _ := os.ReadFile(path)
 
-	// Truncated and bit-flipped files are rejected as corrupt, leaving the store untouched.
-	for name, data := range map[string][]byte{
-		"truncated": raw[:len(raw)-7],
-		"flipped":   append(append([]byte{}, raw[:len(raw)-9]...), raw[len(raw)-9]^0xff, 0, 0, 0, 0, 0, 0, 0, 0)[:len(raw)],
-		"not-ckpt":  []byte("hello world, definitely not a checkpoint"),
+	// Truncated and bit-flipped files are rejected as corrupt, leaving the store untouched. The
+	// flipped byte is the last of the variable's values, just before the 4-byte CRC-32 trailer, which
+	// is left intact: only the checksum can tell.
+	flipped := append([]byte{}, raw...)
+	flipped[len(flipped)-5] ^= 0x01
+	for name, tc := range map[string]struct {
+		data    []byte
+		wantMsg string
+	}{
+		"truncated": {raw[:len(raw)-7], "checksum mismatch"},
+		"flipped":   {flipped, "checksum mismatch"},
+		"not-ckpt":  {[]byte("hello world, definitely not a checkpoint"), "bad magic"},
 	} {
 		bad := filepath.Join(dir, name)
-		_ = os.WriteFile(bad, data, 0o644)
+		_ = os.WriteFile(bad, tc.data, 0o644)
 		fresh := model.NewStore()
-		if err := LoadCheckpoint(bad, fresh, nil); !errors.Is(err, ErrCorruptCheckpoint) {
+		err := LoadCheckpoint(bad, fresh, nil)
+		if !errors.Is(err, ErrCorruptCheckpoint) {
 			t.Errorf("%s: error %v, want ErrCorruptCheckpoint", name, err)
+		} else if msg := err.Error(); !strings.Contains(msg, tc.wantMsg) || !strings.Contains(msg, bad) {
+			t.Errorf("%s: error %q, want it to name the file and say %q", name, msg, tc.wantMsg)
 		}
 		if fresh.NumVariables() != 0 {
 			t.Errorf("%s: failed load created %d variables", name, fresh.NumVariables())
 		}
+	}
+	// The flipped byte is a value: with the checksum recomputed, the file loads, with another w.
+	resealed := binary.LittleEndian.AppendUint32(flipped[:len(flipped)-4:len(flipped)-4], crc32.ChecksumIEEE(flipped[:len(flipped)-4]))
+	resealedPath := filepath.Join(dir, "resealed")
+	_ = os.WriteFile(resealedPath, resealed, 0o644)
+	fresh := model.NewStore()
+	if err := LoadCheckpoint(resealedPath, fresh, nil); err != nil {
+		t.Fatalf("the flipped file with its checksum recomputed: %v", err)
+	}
+	if w := tensors.MustCopyFlatData[float32](fresh.GetVariable("/model/w").MustValue()); w[0] != 1 || w[1] != 2 || w[2] == 3 {
+		t.Errorf("the flipped file with its checksum recomputed holds w = %v, want 1, 2 and not 3", w)
 	}
 	// A model of another size: the error names the variable and the shapes.
 	other := model.NewStore()
@@ -206,7 +229,11 @@ func TestCheckpointErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("loading into a model of another shape succeeded")
 	}
-	t.Log(err)
+	for _, want := range []string{"/model/w", "(Float32)[3]", "(Float32)[2]", "another model configuration"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dir, "missing.ckpt")); err == nil {
 		t.Fatal("unexpected file")
 	}
