@@ -15,7 +15,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,11 +22,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/godiffusion/godiffusion/diffusion"
@@ -166,12 +163,6 @@ func presetLearningRate(preset string) float64 {
 
 func main() { cli.Main("train", parseFlags, run) }
 
-// lossRecord is one row of losses.csv.
-type lossRecord struct {
-	step, epoch int
-	loss        float64
-}
-
 // run trains as o says. It is the whole command but flag parsing, so tests can call it.
 func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.Writer) error {
 	lock, err := lockRun(o)
@@ -212,94 +203,42 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	fmt.Fprintf(stdout, "train: %d steps (%d per epoch), starting at step %d; output in %s\n",
 		total, batcher.StepsPerEpoch(), meta.Step, o.out)
 
-	save := func() error {
-		meta.Position = batcher.Position()
-		meta.Step = trainer.GlobalStep()
-		if err := diffusion.SaveCheckpoint(experiment.CheckpointPath(o.out, meta.Step), store, meta); err != nil {
-			return err
-		}
-		if err := experiment.PruneCheckpoints(o.out, o.keep); err != nil {
-			return err
-		}
-		return writeLosses(o.out, history)
-	}
-
 	var deadline time.Time
 	if o.minutes > 0 {
 		deadline = time.Now().Add(time.Duration(o.minutes * float64(time.Minute)))
 	}
-	progress := kernel.NewProgress(int(total), "train").WithOutput(stderr, kernel.ProgressAuto).
-		WithItems(meta.BatchSize, "img").WithStart(int(meta.Step)).WithDeadline(deadline)
-	epochSum, epochCount := epochLossSoFar(history, batcher.Position().Epoch)
-	lastSaved := meta.Step
-	for step := meta.Step; step < total; step = trainer.GlobalStep() {
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			progress.Printf("Time budget of %g minutes reached after %d steps (continue with --resume --out %s)", o.minutes, step, o.out)
-			break
-		}
-		select {
-		case <-ctx.Done():
-			progress.Done()
-			if trainer.GlobalStep() != lastSaved {
-				if err := save(); err != nil {
-					return fmt.Errorf("interrupted, and saving the checkpoint failed: %w", err)
+	loop := &experiment.Loop{Out: o.out, Meta: meta, Store: store, Trainer: trainer, Batcher: batcher,
+		Steps: total, Deadline: deadline, CheckpointEvery: o.ckptEvery, Keep: o.keep, LogEvery: o.logEvery,
+		Progress: kernel.NewProgress(int(total), "train").WithOutput(stderr, kernel.ProgressAuto).
+			WithItems(meta.BatchSize, "img").WithStart(int(meta.Step)).WithDeadline(deadline),
+		History: history,
+		AfterStep: func(done int64) error {
+			if o.afterStep != nil {
+				o.afterStep(done)
+			}
+			if o.sampleEvery > 0 && done%int64(o.sampleEvery) == 0 && ctx.Err() == nil {
+				path, err := periodicSamples(ctx, o, b, meta, store, done)
+				switch {
+				case ctx.Err() != nil: // Ctrl-C: the loop saves and stops.
+				case err != nil: // A picture is not worth the run.
+					fmt.Fprintf(stderr, "Samples at step %d failed: %v\n", done, err)
+				default:
+					fmt.Fprintf(stderr, "Samples at step %d: %s\n", done, path)
 				}
 			}
-			return fmt.Errorf("%w at step %d: checkpoint saved; continue with --resume --out %s", cli.ErrInterrupted, trainer.GlobalStep(), o.out)
-		default:
-		}
-		batch := batcher.Next()
-		x := tensors.FromFlatDataAndDimensions(batch.Images.Data, batch.Images.N, batch.Images.Size, batch.Images.Size, 1)
-		loss, err := trainer.Step(x)
-		x.FinalizeAll()
-		if err != nil {
-			progress.Done()
-			return fmt.Errorf("%w; the last good checkpoint is kept in %s", err, filepath.Join(o.out, experiment.CheckpointDir))
-		}
-		done := trainer.GlobalStep()
-		inEpoch := batch.Position.Step
-		history = append(history, lossRecord{step: int(done), epoch: batch.Position.Epoch + 1, loss: loss})
-		epochSum += loss
-		epochCount++
-		progress.Update(int(done), kernel.F("loss", loss), kernel.F("epoch", batch.Position.Epoch+1))
-		if inEpoch%o.logEvery == 0 {
-			progress.Printf("Loss at step %d: %.6g", inEpoch, loss)
-		}
-		if inEpoch == batcher.StepsPerEpoch()-1 {
-			progress.Printf("Training loss after epoch %d: %.6g", batch.Position.Epoch+1, epochSum/float64(epochCount))
-			epochSum, epochCount = 0, 0
-		}
-		if o.afterStep != nil {
-			o.afterStep(done)
-		}
-		if done%int64(o.ckptEvery) == 0 || done == total {
-			if err := save(); err != nil {
-				return err
-			}
-			lastSaved = done
-		}
-		if o.sampleEvery > 0 && done%int64(o.sampleEvery) == 0 {
-			path, err := periodicSamples(ctx, o, b, meta, store, done)
-			switch {
-			case ctx.Err() != nil: // Ctrl-C: the next iteration saves and stops.
-			case err != nil: // A picture is not worth the run.
-				progress.Printf("Samples at step %d failed: %v", done, err)
-			default:
-				progress.Printf("Samples at step %d: %s", done, path)
-			}
-		}
+			return nil
+		}}
+	switch err := loop.Run(ctx); {
+	case errors.Is(err, experiment.ErrDeadline):
+		fmt.Fprintf(stderr, "Time budget of %g minutes reached after %d steps (continue with --resume --out %s)\n",
+			o.minutes, trainer.GlobalStep(), o.out)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return fmt.Errorf("%w at step %d: checkpoint saved; continue with --resume --out %s", cli.ErrInterrupted, trainer.GlobalStep(), o.out)
+	case err != nil:
+		return fmt.Errorf("%w; the last good checkpoint is kept in %s", err, filepath.Join(o.out, experiment.CheckpointDir))
 	}
-	progress.Done()
-	if trainer.GlobalStep() != lastSaved {
-		if err := save(); err != nil {
-			return err
-		}
-	}
-	if err := writeLossCurve(o.out, history); err != nil {
+	if err := kernel.WriteFile(filepath.Join(o.out, "loss.svg"), []byte(experiment.LossCurveSVG(loop.History))); err != nil {
 		return err
-	}
-	if epochCount > 0 {
-		fmt.Fprintf(stdout, "Training loss after %d steps of epoch %d: %.6g\n", epochCount, batcher.Position().Epoch+1, epochSum/float64(epochCount))
 	}
 	fmt.Fprintf(stdout, "train: model of %d parameters; final checkpoint %s\n", layers.NumTrainableParameters(store), experiment.CheckpointPath(o.out, trainer.GlobalStep()))
 	return finalSamples(ctx, o, b, meta, stdout, stderr)
@@ -321,7 +260,7 @@ func lockRun(o *options) (*experiment.RunLock, error) {
 }
 
 // startOrResume returns the run's metadata, its variables and the loss history so far.
-func startOrResume(o *options) (*experiment.Meta, *model.Store, []lossRecord, error) {
+func startOrResume(o *options) (*experiment.Meta, *model.Store, []experiment.LossRecord, error) {
 	existing, err := experiment.ListCheckpoints(o.out)
 	if err != nil {
 		return nil, nil, nil, err
@@ -350,7 +289,7 @@ func startOrResume(o *options) (*experiment.Meta, *model.Store, []lossRecord, er
 	if err := o.checkResumable(&m.Meta); err != nil {
 		return nil, nil, nil, err
 	}
-	history, err := readLosses(o.out, int(m.Meta.Step))
+	history, err := experiment.ReadLosses(o.out, int(m.Meta.Step))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -378,76 +317,6 @@ func (o *options) checkResumable(meta *experiment.Meta) error {
 		errs = append(errs, fmt.Errorf("drop those flags to resume, or start a new run with another --out"))
 	}
 	return errors.Join(errs...)
-}
-
-// epochLossSoFar sums the losses already recorded for the given (0-based) epoch.
-func epochLossSoFar(history []lossRecord, epoch int) (sum float64, n int) {
-	for _, r := range history {
-		if r.epoch == epoch+1 {
-			sum += r.loss
-			n++
-		}
-	}
-	return sum, n
-}
-
-const lossesFile = "losses.csv"
-
-func writeLosses(dir string, history []lossRecord) error {
-	return kernel.WriteAtomic(filepath.Join(dir, lossesFile), func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"step", "epoch", "loss"})
-		for _, r := range history {
-			_ = cw.Write([]string{strconv.Itoa(r.step), strconv.Itoa(r.epoch), strconv.FormatFloat(r.loss, 'g', 8, 64)})
-		}
-		cw.Flush()
-		return cw.Error()
-	})
-}
-
-// readLosses reads losses.csv up to (and including) step upTo: rows after the checkpoint being
-// resumed belong to steps that will be redone.
-func readLosses(dir string, upTo int) ([]lossRecord, error) {
-	f, err := os.Open(filepath.Join(dir, lossesFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Name(), err)
-	}
-	var history []lossRecord
-	for i, row := range rows {
-		if i == 0 {
-			continue
-		}
-		var r lossRecord
-		var e1, e2, e3 error
-		r.step, e1 = strconv.Atoi(row[0])
-		r.epoch, e2 = strconv.Atoi(row[1])
-		r.loss, e3 = strconv.ParseFloat(row[2], 64)
-		if err := errors.Join(e1, e2, e3); err != nil {
-			return nil, fmt.Errorf("%s line %d: %w", f.Name(), i+1, err)
-		}
-		if r.step <= upTo {
-			history = append(history, r)
-		}
-	}
-	return history, nil
-}
-
-func writeLossCurve(dir string, history []lossRecord) error {
-	steps := make([]int, len(history))
-	losses := make([]float64, len(history))
-	for i, r := range history {
-		steps[i], losses[i] = r.step, r.loss
-	}
-	svg := kernel.LossCurveSVG(steps, losses, "training loss", kernel.PlotOptions{LogY: true, SmoothWindow: 50})
-	return kernel.WriteFile(filepath.Join(dir, "loss.svg"), []byte(svg))
 }
 
 // sampleRun is one grid of samples that train draws.

@@ -107,7 +107,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 		t.Errorf("only %d variables (%d moving averages) compared", n, averages)
 	}
 	// The loss log has one row per step, with no duplicates from the redone part.
-	raw, _ := os.ReadFile(filepath.Join(broken, lossesFile))
+	raw, _ := os.ReadFile(filepath.Join(broken, experiment.LossesFile))
 	if rows := strings.Count(string(raw), "\n"); rows != 7 {
 		t.Errorf("losses.csv has %d lines, want a header and 6 rows:\n%s", rows, raw)
 	}
