@@ -245,3 +245,41 @@ func PruneCheckpoints(runDir string, keep int) error {
 	}
 	return nil
 }
+
+// CheckpointEnv is the environment variable that names a trained model for the notebooks.
+const CheckpointEnv = "CHECKPOINT"
+
+// CheckpointFromEnv resolves $CHECKPOINT (a checkpoint file or a run folder, as ResolveCheckpoint
+// takes), trying a relative path against each of dirs first (e.g. ".." from the notebooks'
+// folder, where scripts/train writes runs/), then as given. It returns "" when CHECKPOINT is unset.
+func CheckpointFromEnv(dirs ...string) (string, error) {
+	c := os.Getenv(CheckpointEnv)
+	if c == "" {
+		return "", nil
+	}
+	if !filepath.IsAbs(c) {
+		for _, dir := range dirs {
+			if _, err := os.Stat(filepath.Join(dir, c)); err == nil {
+				c = filepath.Join(dir, c)
+				break
+			}
+		}
+	}
+	file, err := ResolveCheckpoint(c)
+	if err != nil {
+		return "", fmt.Errorf("$%s: %w", CheckpointEnv, err)
+	}
+	return file, nil
+}
+
+// RunDir returns the run folder of a checkpoint file, of a run's checkpoints folder or of a run
+// folder itself.
+func RunDir(path string) string {
+	if info, err := os.Stat(path); err == nil && !info.IsDir() {
+		path = filepath.Dir(path)
+	}
+	if filepath.Base(path) == CheckpointDir {
+		path = filepath.Dir(path)
+	}
+	return path
+}

@@ -1,6 +1,8 @@
 package experiment
 
 import (
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -101,5 +103,37 @@ func TestSnapshotModel(t *testing.T) {
 	}
 	if orig := tensors.MustCopyFlatData[float32](w.MustValue()); orig[0] != 7 {
 		t.Errorf("the training store changed: %v", orig)
+	}
+}
+
+// TestCheckpointFromEnv resolves $CHECKPOINT relative to a search folder first, then as given,
+// and RunDir finds the run folder of a checkpoint.
+func TestCheckpointFromEnv(t *testing.T) {
+	root := t.TempDir()
+	run := filepath.Join(root, "runs", "a")
+	store := model.NewStore()
+	if _, err := store.CreateVariable("/model/w", tensors.FromValue([]float32{1})); err != nil {
+		t.Fatal(err)
+	}
+	file := CheckpointPath(run, 5)
+	if err := diffusion.SaveCheckpoint(file, store, Meta{Preset: "tiny", UNet: layers.Tiny(), Schedule: diffusion.ScheduleLinear, T: 10}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(CheckpointEnv, "")
+	if got, err := CheckpointFromEnv(root); got != "" || err != nil {
+		t.Errorf("unset: %q, %v", got, err)
+	}
+	t.Setenv(CheckpointEnv, filepath.Join("runs", "a"))
+	if got, err := CheckpointFromEnv(t.TempDir(), root); got != file || err != nil {
+		t.Errorf("relative to a search folder: %q, %v; want %q", got, err, file)
+	}
+	t.Setenv(CheckpointEnv, filepath.Join("runs", "missing"))
+	if _, err := CheckpointFromEnv(root); err == nil || !strings.Contains(err.Error(), "$CHECKPOINT") {
+		t.Errorf("missing: %v, want an error naming $CHECKPOINT", err)
+	}
+	for _, p := range []string{file, filepath.Dir(file), run} {
+		if got := RunDir(p); got != run {
+			t.Errorf("RunDir(%q) = %q, want %q", p, got, run)
+		}
 	}
 }

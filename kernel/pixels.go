@@ -179,3 +179,19 @@ func GridWithPad(b Batch, cols, pad, scale int, padGray uint8) *image.Gray {
 	}
 	return img
 }
+
+// Concat joins batches of images of the same size into one new Batch, in order.
+func Concat(batches ...Batch) (Batch, error) {
+	if len(batches) == 0 {
+		return Batch{}, errors.New("kernel: Concat of no batches")
+	}
+	out := Batch{H: batches[0].H, W: batches[0].W}
+	for i, b := range batches {
+		if b.H != out.H || b.W != out.W {
+			return Batch{}, fmt.Errorf("kernel: Concat: batch %d holds %dx%d images, batch 0 %dx%d", i, b.H, b.W, out.H, out.W)
+		}
+		out.N += b.N
+		out.Data = append(out.Data, b.Data...)
+	}
+	return out, nil
+}
