@@ -3,7 +3,7 @@
 # GoMLX v0.28.16 and its backends need Go >= 1.27: GOTOOLCHAIN makes any installed go command
 # (>= 1.21) fetch Go 1.27.3 from the module proxy on first use (about 76 MB, once per machine).
 # GOEXPERIMENT=simd turns on the AVX-512 or AVX2 matmul kernels of GoMLX's pure Go backend
-# (2-3x faster training on CPU). The first build with it recompiles the standard
+# (docs/performance.md). The first build with it recompiles the standard
 # library (about a minute), after which the build cache is warm.
 export GOTOOLCHAIN="${GODIFFUSION_TOOLCHAIN:-go1.27.3+auto}"
 export GOEXPERIMENT="${GOEXPERIMENT:-simd}"

@@ -5,7 +5,7 @@
 // The same scores are printed for n real MNIST training images (the best one can expect at that n)
 // and for n images of Gaussian noise clipped to [-1, 1] (the worst), since the scores depend on n.
 //
-// The classifier is trained once (2 epochs of MNIST, about 5 minutes on 2 CPU cores) and cached
+// The classifier is trained once (2 epochs of MNIST, a few minutes on 2 CPU cores) and cached
 // (--classifier-cache, default in the user's cache folder). Nothing else is written. With --json the
 // scores are printed as one JSON object instead of the table (for scripts), and the log lines go to
 // stderr.
