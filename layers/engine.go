@@ -4,10 +4,11 @@ import (
 	"fmt"
 
 	"github.com/gomlx/compute/dtypes"
-
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions" //nolint:revive // GoMLX style.
+
+	"github.com/godiffusion/godiffusion/backend"
 )
 
 // This file is the one place where the layers choose, per engine, how to write the operations
@@ -41,9 +42,6 @@ const (
 // formulationParam is the graph parameter that overrides the formulation of one graph.
 const formulationParam = "/layers_formulation"
 
-// goBackendName is the Name() of GoMLX's pure Go backend.
-const goBackendName = "Go Backend"
-
 // SetFormulation makes the layers built in graph g use f instead of the formulation of g's engine
 // (FormulationGo on the pure Go backend, FormulationNative elsewhere). Call it before building the
 // layers, e.g. to compare formulations on one engine.
@@ -59,7 +57,7 @@ func FormulationOf(g *Graph) Formulation {
 	if f, ok := model.GetGraphParam(g, formulationParam); ok {
 		return f.(Formulation)
 	}
-	if b := g.Backend(); b != nil && b.Name() != goBackendName {
+	if b := g.Backend(); b != nil && backend.Kind(b) != backend.Go {
 		return FormulationNative
 	}
 	return FormulationGo
@@ -141,11 +139,8 @@ func addBias(x, bias *Node) *Node {
 // the finite-difference checks, keep the im2col form there.
 func nativeConvPrecise(x *Node) bool {
 	b := x.Graph().Backend()
-	return x.DType() != dtypes.Float64 || b == nil || b.Name() != onnxBackendName
+	return x.DType() != dtypes.Float64 || b == nil || backend.Kind(b) != backend.ONNX
 }
-
-// onnxBackendName is the Name() of GoMLX's ONNX Runtime backend.
-const onnxBackendName = "onnxruntime"
 
 // attentionOutput returns softmax(q·kᵀ·scale)·v for q, k, v [g, n, d].
 func attentionOutput(q, k, v *Node, scale float64) *Node {

@@ -100,7 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	var c cli.Checks
-	for _, p := range splitList(o.presetsFlag) {
+	for _, p := range splitList(o.presetsFlag, ",") {
 		_, err := experiment.Preset(p)
 		c.Check(err == nil, "--presets=%q: %v", o.presetsFlag, err)
 		o.presets = append(o.presets, p)
@@ -113,17 +113,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Visit(func(f *flag.Flag) { enginesGiven = enginesGiven || f.Name == "engines" })
 	o.engines, o.enginesFromEnv = chooseEngines(&c, o.enginesFlag, enginesGiven)
 	return o, c.Err()
-}
-
-// splitEngines splits a semicolon-separated list of $GOMLX_BACKEND values, dropping blanks.
-func splitEngines(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ";") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // installedFlag is the --engines value, quoted for a shell, of the engines installed here.
@@ -140,7 +129,7 @@ func chooseEngines(c *cli.Checks, value string, given bool) (engines []string, f
 			return []string{env}, true
 		}
 	}
-	engines = splitEngines(value)
+	engines = splitList(value, ";") // An engine's configuration may hold commas.
 	if len(engines) == 0 {
 		return backend.Installed(), false
 	}
@@ -171,7 +160,7 @@ func chooseEngines(c *cli.Checks, value string, given bool) (engines []string, f
 // not integers in [lo, hi] and an empty list.
 func intList(c *cli.Checks, name, value string, lo, hi int, what string) []int {
 	var out []int
-	for _, s := range splitList(value) {
+	for _, s := range splitList(value, ",") {
 		v, err := strconv.Atoi(s)
 		c.Check(err == nil && v >= lo && v <= hi, "--%s=%q: %q is not a %s in [%d, %d]", name, value, s, what, lo, hi)
 		out = append(out, v)
@@ -180,10 +169,10 @@ func intList(c *cli.Checks, name, value string, lo, hi int, what string) []int {
 	return out
 }
 
-// splitList splits a comma-separated list, dropping blanks.
-func splitList(s string) []string {
+// splitList splits a list separated by sep, dropping blanks.
+func splitList(s, sep string) []string {
 	var out []string
-	for _, f := range strings.Split(s, ",") {
+	for _, f := range strings.Split(s, sep) {
 		if f = strings.TrimSpace(f); f != "" {
 			out = append(out, f)
 		}
