@@ -74,10 +74,10 @@ func TestSamplersAgreeAcrossPredictions(t *testing.T) {
 	s, _ := ScheduleByName(ScheduleLinear, 20)
 	eps := gaussianDenoiser(s, 0.3)
 	as := func(pred Prediction) Denoiser {
-		return func(scope *model.Scope, x, tt *Node) *Node {
+		return func(scope *model.Scope, x, tt, _ *Node) *Node {
 			a := gatherPerExample(s.SqrtAlphaBars, tt, x.Rank())
 			b := gatherPerExample(s.SqrtOneMinusABar, tt, x.Rank())
-			e := eps(scope, x, tt)
+			e := eps(scope, x, tt, nil)
 			return pred.Target(Div(Sub(x, Mul(b, e)), a), e, a, b)
 		}
 	}

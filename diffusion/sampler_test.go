@@ -27,7 +27,7 @@ var testBackend = sync.OnceValue(func() compute.Backend {
 // gaussianDenoiser is the exact noise predictor for data x_0 ~ N(0, s2 I):
 // E[ε | x_t] = sqrt(1 - ᾱ_t) x_t / (ᾱ_t s2 + 1 - ᾱ_t).
 func gaussianDenoiser(s *Schedule, s2 float64) Denoiser {
-	return func(_ *model.Scope, x, t *Node) *Node {
+	return func(_ *model.Scope, x, t, _ *Node) *Node {
 		ab := gatherPerExample(s.AlphaBars, t, x.Rank())
 		num := Sqrt(OneMinus(ab))
 		den := Add(MulScalar(ab, s2), OneMinus(ab))
@@ -336,9 +336,9 @@ func TestSamplerProgressWithShards(t *testing.T) {
 func TestGeneratorSeesNewWeights(t *testing.T) {
 	s, _ := ScheduleByName(ScheduleCosine, 50)
 	exact := gaussianDenoiser(s, 0.3)
-	denoise := func(scope *model.Scope, x, tt *Node) *Node {
+	denoise := func(scope *model.Scope, x, tt, _ *Node) *Node {
 		w := scope.VariableWithValue("w", float32(1)).NodeValue(x.Graph())
-		return Mul(w, exact(scope, x, tt))
+		return Mul(w, exact(scope, x, tt, nil))
 	}
 	sample := func(gen *Generator) []float32 {
 		res, err := gen.Sample(DDIM{Steps: 5}, SampleOptions{N: 4, Seed: 1})

@@ -15,10 +15,12 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 )
 
-// Denoiser predicts the noise ε contained in x_t. x is [batch, H, W, C] float32 and t holds the
-// [batch] int32 timesteps (see the package index convention). It returns a node shaped like x.
-// Its variables live under scope.
-type Denoiser func(scope *model.Scope, x, t *Node) *Node
+// Denoiser predicts the noise ε contained in x_t (or what TrainConfig.Prediction names). x is
+// [batch, H, W, C] float32 and t holds the [batch] int32 timesteps (see the package index
+// convention). labels is nil for an unconditional model; a class-conditional one (TrainConfig.Classes
+// = K > 0) gets [batch] int32 labels in [0, K], where K means "no label", and treats nil as all K.
+// It returns a node shaped like x. Its variables live under scope.
+type Denoiser func(scope *model.Scope, x, t, labels *Node) *Node
 
 // TableConst returns a schedule table (e.g. Schedule.SqrtAlphaBars) as a [T] float32 constant.
 func TableConst(g *Graph, table []float64) *Node {
@@ -59,15 +61,15 @@ func addNoise(s *Schedule, x0, eps, t *Node) (xt, a, b *Node) {
 // EpsilonLoss is the simplified DDPM objective: the mean over all elements of
 // (ε - ε_θ(x_t, t))², for given clean images x0, timesteps t and noise eps.
 func EpsilonLoss(scope *model.Scope, s *Schedule, denoise Denoiser, x0, t, eps *Node) *Node {
-	return WeightedLoss(scope, s, denoise, PredictEpsilon, x0, t, eps, nil)
+	return WeightedLoss(scope, s, denoise, PredictEpsilon, x0, t, eps, nil, nil)
 }
 
 // WeightedLoss generalises EpsilonLoss: the mean squared error between the denoiser's output at x_t
-// and pred's Target, each example's squared error scaled by weights[t] (a [T] table, e.g.
-// MinSNRWeights; nil means 1).
-func WeightedLoss(scope *model.Scope, s *Schedule, denoise Denoiser, pred Prediction, x0, t, eps *Node, weights []float64) *Node {
+// (given the class labels, nil for an unconditional model) and pred's Target, each example's squared
+// error scaled by weights[t] (a [T] table, e.g. MinSNRWeights; nil means 1).
+func WeightedLoss(scope *model.Scope, s *Schedule, denoise Denoiser, pred Prediction, x0, t, eps, labels *Node, weights []float64) *Node {
 	xt, a, b := addNoise(s, x0, eps, t)
-	sq := Square(Sub(pred.Target(x0, eps, a, b), denoise(scope, xt, t)))
+	sq := Square(Sub(pred.Target(x0, eps, a, b), denoise(scope, xt, t, labels)))
 	if weights != nil {
 		sq = Mul(sq, gatherPerExample(weights, t, x0.Rank()))
 	}
@@ -113,7 +115,17 @@ type TrainConfig struct {
 	// Parallel > 1 splits each batch into that many shards whose gradients are computed
 	// concurrently (same result up to float rounding); 0 means Parallelism(backend).
 	Parallel int
+	// Classes > 0 trains a class-conditional denoiser on labels 0..Classes-1 (see
+	// Trainer.StepWithLabels); the label Classes means "no label". 0: unconditional (Step).
+	Classes int
+	// LabelDropout is the probability that a training example's label is replaced by "no label", so
+	// that one network learns both the conditional and the unconditional prediction that
+	// classifier-free guidance combines (Ho & Salimans use 0.1 to 0.2). Only with Classes > 0.
+	LabelDropout float64
 }
+
+// DefaultLabelDropout is the label dropout the commands use for class-conditional training.
+const DefaultLabelDropout = 0.1
 
 // DefaultLearningRate is the tutorial's Adam learning rate.
 const DefaultLearningRate = 1e-4
@@ -131,6 +143,7 @@ type Trainer struct {
 	schedule *Schedule
 	exec     *model.Exec  // The single-graph step.
 	sharded  *shardedStep // The sharded step, when Parallel > 1.
+	classes  int          // TrainConfig.Classes.
 }
 
 // NewTrainer prepares training of denoise under schedule s, with variables in store.
@@ -160,12 +173,21 @@ func NewTrainer(backend compute.Backend, store *model.Store, s *Schedule, denois
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Classes < 0 {
+		return nil, fmt.Errorf("classes = %d: must be >= 0 (0: unconditional)", cfg.Classes)
+	}
+	if !(cfg.LabelDropout >= 0 && cfg.LabelDropout <= 1) {
+		return nil, fmt.Errorf("label dropout %g: must be a probability in [0, 1]", cfg.LabelDropout)
+	}
+	if cfg.Classes == 0 && cfg.LabelDropout != 0 {
+		return nil, fmt.Errorf("label dropout %g needs a class-conditional model (Classes > 0)", cfg.LabelDropout)
+	}
 	var weights []float64
 	if cfg.MinSNRGamma > 0 {
 		weights = MinSNRWeights(s, cfg.MinSNRGamma, pred)
 	}
 	opt := optimizer.Adam().LearningRate(lr).Betas(0.9, 0.999).Epsilon(1e-8).Done()
-	tr := &Trainer{backend: backend, store: store, schedule: s}
+	tr := &Trainer{backend: backend, store: store, schedule: s, classes: cfg.Classes}
 	parallel := cfg.Parallel
 	if parallel <= 0 {
 		parallel = Parallelism(backend)
@@ -175,16 +197,15 @@ func NewTrainer(backend compute.Backend, store *model.Store, s *Schedule, denois
 		if !ok {
 			return nil, fmt.Errorf("the optimizer cannot apply precomputed gradients: use Parallel 1")
 		}
-		tr.sharded, err = newShardedStep(backend, store, s, denoise, pred, weights, applier, cfg.EMADecay, parallel)
+		tr.sharded, err = newShardedStep(backend, store, s, denoise, pred, weights, applier, cfg, parallel)
 		return tr, err
 	}
-	exec, err := model.NewExec(backend, store, func(scope *model.Scope, x0 *Node) *Node {
+	exec, err := model.NewExec(backend, store, func(scope *model.Scope, in []*Node) *Node {
+		x0 := in[0]
 		g := x0.Graph()
 		store.SetTraining(g, true)
-		batch := x0.Shape().Dimensions[0]
-		t := scope.RandomIntN(g, int32(s.T), shapes.Make(dtypes.Int32, batch))
-		eps := scope.RandomNormal(g, x0.Shape())
-		loss := WeightedLoss(scope.In("model"), s, denoise, pred, x0, t, eps, weights)
+		t, eps, labels := drawNoise(scope, s, x0, in[1:], cfg)
+		loss := WeightedLoss(scope.In("model"), s, denoise, pred, x0, t, eps, labels, weights)
 		opt.UpdateGraph(scope, g, loss)
 		if cfg.EMADecay > 0 {
 			updateEMA(store, g, cfg.EMADecay)
@@ -196,6 +217,26 @@ func NewTrainer(backend compute.Backend, store *model.Store, s *Schedule, denois
 	}
 	tr.exec = exec.WithName("train_step")
 	return tr, nil
+}
+
+// drawNoise draws a training batch's timesteps and noise from the store's random state and, for a
+// class-conditional model (labels = [the batch's labels]), replaces each label by "no label" with
+// probability cfg.LabelDropout. It returns nil labels for an unconditional model.
+func drawNoise(scope *model.Scope, s *Schedule, x0 *Node, labels []*Node, cfg TrainConfig) (t, eps, dropped *Node) {
+	g := x0.Graph()
+	batch := x0.Shape().Dimensions[0]
+	t = scope.RandomIntN(g, int32(s.T), shapes.Make(dtypes.Int32, batch))
+	eps = scope.RandomNormal(g, x0.Shape())
+	if len(labels) == 0 {
+		return t, eps, nil
+	}
+	dropped = labels[0]
+	if cfg.LabelDropout > 0 {
+		u := scope.RandomUniform(g, shapes.Make(dtypes.Float32, batch))
+		none := BroadcastToDims(Const(g, int32(cfg.Classes)), batch)
+		dropped = Where(LessThan(u, Scalar(g, dtypes.Float32, cfg.LabelDropout)), none, dropped)
+	}
+	return t, eps, dropped
 }
 
 // EMAScope is the root scope under which a Trainer with EMADecay > 0 keeps the moving average of
@@ -258,17 +299,63 @@ func UseEMAWeights(store *model.Store) (bool, error) {
 	return len(pairs) > 0, nil
 }
 
-// Step runs one training step on a batch of clean images x0 ([batch, H, W, C] float32 in [-1, 1])
-// and returns the batch's mean loss. A NaN or infinite loss is returned as an error.
+// Step runs one training step of an unconditional model on a batch of clean images x0 ([batch, H,
+// W, C] float32 in [-1, 1]) and returns the batch's mean loss. A NaN or infinite loss is returned
+// as an error.
 func (tr *Trainer) Step(x0 *tensors.Tensor) (float64, error) {
+	if tr.classes > 0 {
+		return 0, fmt.Errorf("the model is class-conditional (%d classes): train it with StepWithLabels", tr.classes)
+	}
+	return tr.step(x0, nil)
+}
+
+// StepWithLabels is Step for a class-conditional model (TrainConfig.Classes = K > 0): labels holds
+// each image's class in [0, K) (or K for an image without label); TrainConfig.LabelDropout of them,
+// drawn at random, are replaced by K.
+func (tr *Trainer) StepWithLabels(x0 *tensors.Tensor, labels []int32) (float64, error) {
+	if tr.classes == 0 {
+		return 0, fmt.Errorf("labels given to an unconditional model: train it with Step, or set TrainConfig.Classes")
+	}
+	if n := x0.Shape().Dimensions[0]; len(labels) != n {
+		return 0, fmt.Errorf("%d labels for a batch of %d images", len(labels), n)
+	}
+	if err := checkLabels(labels, tr.classes, true); err != nil {
+		return 0, err
+	}
+	l := tensors.FromValue(labels)
+	defer l.FinalizeAll()
+	return tr.step(x0, l)
+}
+
+// checkLabels reports a label outside [0, classes) (or [0, classes] with noLabel, classes meaning
+// "no label").
+func checkLabels(labels []int32, classes int, noLabel bool) error {
+	top := int32(classes)
+	if noLabel {
+		top++
+	}
+	for i, l := range labels {
+		if l < 0 || l >= top {
+			return fmt.Errorf("label %d of example %d is outside [0, %d): the model has %d classes", l, i, top, classes)
+		}
+	}
+	return nil
+}
+
+// step runs one training step; labels is nil for an unconditional model.
+func (tr *Trainer) step(x0, labels *tensors.Tensor) (float64, error) {
+	args := []any{x0}
+	if labels != nil {
+		args = append(args, labels)
+	}
 	var loss float64
 	if tr.sharded != nil {
 		var err error
-		if loss, err = tr.sharded.step(x0); err != nil {
+		if loss, err = tr.sharded.step(x0, labels); err != nil {
 			return 0, err
 		}
 	} else {
-		outs, err := tr.exec.Exec(x0)
+		outs, err := tr.exec.Exec(args...)
 		if err != nil {
 			return 0, err
 		}

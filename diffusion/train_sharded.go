@@ -28,31 +28,39 @@ type shardedStep struct {
 	backend  compute.Backend
 	store    *model.Store
 	parallel int
-	noise    *model.Exec // x0 -> t, ε for the whole batch.
-	grads    *model.Exec // x0, t, ε, scale -> shard loss, scale x the gradients of the shard's mean loss.
+	noise    *model.Exec // x0 (, labels) -> t, ε (, labels after dropout) for the whole batch.
+	grads    *model.Exec // x0, t, ε, scale (, labels) -> shard loss, scale x the gradients of the shard's mean loss.
 	apply    *model.Exec // all shards' gradients -> global step, with the variables updated.
 	vars     []*model.Variable
 	compiled map[int]bool // Shard sizes whose gradient graph has been built (see prepare).
+	labeled  bool         // Class-conditional: labels follow the images.
 }
 
 func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, denoise Denoiser, pred Prediction,
-	weights []float64, opt gradientApplier, emaDecay float64, parallel int) (*shardedStep, error) {
-	st := &shardedStep{backend: backend, store: store, parallel: parallel, compiled: map[int]bool{}}
+	weights []float64, opt gradientApplier, cfg TrainConfig, parallel int) (*shardedStep, error) {
+	st := &shardedStep{backend: backend, store: store, parallel: parallel, compiled: map[int]bool{}, labeled: cfg.Classes > 0}
 	var err error
-	st.noise, err = model.NewExec(backend, store, func(scope *model.Scope, x0 *Node) (*Node, *Node) {
-		g := x0.Graph()
+	st.noise, err = model.NewExec(backend, store, func(scope *model.Scope, in []*Node) []*Node {
+		g := in[0].Graph()
 		store.SetTraining(g, true) // Reads and advances the random state: a variable, never a constant.
-		t := scope.RandomIntN(g, int32(s.T), shapes.Make(dtypes.Int32, x0.Shape().Dimensions[0]))
-		return t, scope.RandomNormal(g, x0.Shape())
+		t, eps, labels := drawNoise(scope, s, in[0], in[1:], cfg)
+		if labels == nil {
+			return []*Node{t, eps}
+		}
+		return []*Node{t, eps, labels}
 	})
 	if err != nil {
 		return nil, err
 	}
 	st.grads, err = model.NewExec(backend, store, func(scope *model.Scope, in []*Node) []*Node {
 		x0, t, eps, scale := in[0], in[1], in[2], in[3]
+		var labels *Node
+		if len(in) > 4 {
+			labels = in[4]
+		}
 		g := x0.Graph()
 		store.SetTraining(g, true)
-		loss := WeightedLoss(scope.In("model"), s, denoise, pred, x0, t, eps, weights)
+		loss := WeightedLoss(scope.In("model"), s, denoise, pred, x0, t, eps, labels, weights)
 		grads := scope.BuildTrainableVariablesGradientsGraph(Mul(loss, scale))
 		var vars []*model.Variable // In the order of grads (see BuildTrainableVariablesGradientsGraph).
 		for v := range scope.IterVariables() {
@@ -79,8 +87,8 @@ func newShardedStep(backend compute.Backend, store *model.Store, s *Schedule, de
 			}
 		}
 		opt.UpdateGraphWithGradients(scope, grads, dtypes.Float32)
-		if emaDecay > 0 {
-			updateEMA(store, g, emaDecay)
+		if cfg.EMADecay > 0 {
+			updateEMA(store, g, cfg.EMADecay)
 		}
 		return optimizer.GetGlobalStepVar(store).NodeValue(g)
 	})
@@ -104,7 +112,11 @@ func (st *shardedStep) prepare(dims []int, shards int) error {
 			continue
 		}
 		imgs := shapes.Make(dtypes.Float32, append([]int{size}, dims[1:]...)...)
-		if _, err := st.grads.Compile(imgs, shapes.Make(dtypes.Int32, size), imgs, shapes.Make(dtypes.Float32)); err != nil {
+		ins := []shapes.Shape{imgs, shapes.Make(dtypes.Int32, size), imgs, shapes.Make(dtypes.Float32)}
+		if st.labeled {
+			ins = append(ins, shapes.Make(dtypes.Int32, size))
+		}
+		if _, err := st.grads.Compile(ins...); err != nil {
 			return err
 		}
 		st.compiled[size], built = true, true
@@ -115,15 +127,20 @@ func (st *shardedStep) prepare(dims []int, shards int) error {
 	return nil
 }
 
-// step runs one training step on the batch x0 and returns its mean loss.
-func (st *shardedStep) step(x0 *tensors.Tensor) (float64, error) {
+// step runs one training step on the batch x0 (with its labels, nil for an unconditional model)
+// and returns its mean loss.
+func (st *shardedStep) step(x0, labels *tensors.Tensor) (float64, error) {
 	dims := x0.Shape().Dimensions
 	n, per := dims[0], x0.Shape().Size()/dims[0]
 	shards := min(st.parallel, n)
 	if err := st.prepare(dims, shards); err != nil {
 		return 0, err
 	}
-	drawn, err := st.noise.Exec(x0)
+	in := []any{x0}
+	if labels != nil {
+		in = append(in, labels)
+	}
+	drawn, err := st.noise.Exec(in...)
 	if err != nil {
 		return 0, err
 	}
@@ -140,6 +157,12 @@ func (st *shardedStep) step(x0 *tensors.Tensor) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	var ls []int32
+	if labels != nil {
+		if ls, err = tensors.CopyFlatData[int32](drawn[2]); err != nil {
+			return 0, err
+		}
+	}
 
 	outs := make([][]*tensors.Tensor, shards)
 	errs := make([]error, shards)
@@ -150,11 +173,15 @@ func (st *shardedStep) step(x0 *tensors.Tensor) (float64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[k], errs[k] = st.grads.Exec(
+			in := []any{
 				tensors.FromFlatDataAndDimensions(xs[first*per:last*per], shardDims...),
 				tensors.FromFlatDataAndDimensions(ts[first:last], last-first),
 				tensors.FromFlatDataAndDimensions(es[first*per:last*per], shardDims...),
-				float32(last-first)/float32(n))
+				float32(last-first) / float32(n)}
+			if ls != nil {
+				in = append(in, tensors.FromFlatDataAndDimensions(ls[first:last], last-first))
+			}
+			outs[k], errs[k] = st.grads.Exec(in...)
 		}()
 	}
 	wg.Wait()

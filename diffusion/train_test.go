@@ -3,6 +3,7 @@ package diffusion
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
@@ -61,7 +62,7 @@ func TestAddNoiseStatistics(t *testing.T) {
 // scalarDenoiser learns one gain per timestep: ε̂ = w[t] x_t. For data N(0, s2) the optimum is
 // the analytic w*[t] = sqrt(1 - ᾱ_t) / (ᾱ_t s2 + 1 - ᾱ_t).
 func scalarDenoiser(T int) Denoiser {
-	return func(scope *model.Scope, x, t *Node) *Node {
+	return func(scope *model.Scope, x, t, _ *Node) *Node {
 		w := scope.WithInitializer(initializer.Zero).VariableWithShape("gain", shapes.Make(dtypes.Float32, T))
 		gain := Gather(w.NodeValue(x.Graph()), InsertAxes(t, -1))
 		return Mul(Reshape(gain, t.Shape().Dimensions[0], 1, 1, 1), x)
@@ -365,12 +366,12 @@ func TestMinSNRWeights(t *testing.T) {
 		}
 
 		// A fixed "denoiser" output 0.5 x_t makes the loss a host-computable function of x0, t and ε.
-		half := func(scope *model.Scope, x, t *Node) *Node { return MulScalar(x, 0.5) }
+		half := func(scope *model.Scope, x, t, _ *Node) *Node { return MulScalar(x, 0.5) }
 		x0 := []float32{0.3, -0.7, 0.9, 0.1}
 		eps := []float32{1.2, -0.4, 0.5, -2}
 		ts := []int32{0, 7, 30, 49}
 		exec := MustNewExec(testBackend(), func(x, e, tt *Node) *Node {
-			return WeightedLoss(nil, s, half, pred, x, tt, e, w)
+			return WeightedLoss(nil, s, half, pred, x, tt, e, nil, w)
 		})
 		got := exec.MustCall(tensors.FromFlatDataAndDimensions(x0, 4, 1, 1, 1), tensors.FromFlatDataAndDimensions(eps, 4, 1, 1, 1), ts)[0].Value().(float32)
 		want := 0.0
@@ -393,16 +394,37 @@ func TestMinSNRWeights(t *testing.T) {
 	}
 }
 
+// labeledDenoiser is scalarDenoiser plus a learned offset per label (row classes: no label).
+func labeledDenoiser(T, classes int) Denoiser {
+	gains := scalarDenoiser(T)
+	return func(scope *model.Scope, x, t, labels *Node) *Node {
+		off := scope.WithInitializer(initializer.Zero).VariableWithShape("offset", shapes.Make(dtypes.Float32, classes+1))
+		perLabel := Gather(off.NodeValue(x.Graph()), InsertAxes(labels, -1))
+		return Add(gains(scope, x, t, nil), Reshape(perLabel, t.Shape().Dimensions[0], 1, 1, 1))
+	}
+}
+
 // TestShardedStepMatchesSingleGraph trains the same model with the single-graph step and with
 // the batch cut into 2 and 3 concurrent shards (uneven for a batch of 5): losses, weights, Adam
-// moments, moving averages and the random state must agree up to float rounding.
+// moments, moving averages and the random state must agree up to float rounding; unconditional,
+// and class-conditional with label dropout.
 func TestShardedStepMatchesSingleGraph(t *testing.T) {
+	for _, classes := range []int{0, 3} {
+		t.Run(fmt.Sprintf("classes=%d", classes), func(t *testing.T) { testShardedStep(t, classes) })
+	}
+}
+
+func testShardedStep(t *testing.T, classes int) {
 	const T = 10
 	s, _ := ScheduleByName(ScheduleLinear, T)
 	train := func(parallel int) ([]float64, *model.Store) {
 		store := model.NewStore()
-		tr, err := NewTrainer(testBackend(), store, s, scalarDenoiser(T),
-			TrainConfig{LearningRate: 0.05, Seed: 9, EMADecay: 0.9, MinSNRGamma: 2, Parallel: parallel})
+		cfg := TrainConfig{LearningRate: 0.05, Seed: 9, EMADecay: 0.9, MinSNRGamma: 2, Parallel: parallel}
+		denoise := scalarDenoiser(T)
+		if classes > 0 {
+			cfg.Classes, cfg.LabelDropout, denoise = classes, 0.3, labeledDenoiser(T, classes)
+		}
+		tr, err := NewTrainer(testBackend(), store, s, denoise, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -412,7 +434,12 @@ func TestShardedStepMatchesSingleGraph(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		var losses []float64
 		for range 4 {
-			loss, err := tr.Step(gaussianBatch(rng, 5, 3, 0.5))
+			x := gaussianBatch(rng, 5, 3, 0.5)
+			step := tr.Step
+			if classes > 0 {
+				step = func(x *tensors.Tensor) (float64, error) { return tr.StepWithLabels(x, []int32{0, 1, 2, 0, 1}) }
+			}
+			loss, err := step(x)
 			if err != nil {
 				t.Fatal(err)
 			}

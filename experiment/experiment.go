@@ -64,14 +64,16 @@ type Meta struct {
 	MinSNRGamma float64 `json:"min_snr_gamma,omitempty"`
 	// Prediction is what the U-Net outputs (diffusion.TrainConfig.Prediction); "" is epsilon.
 	Prediction diffusion.Prediction `json:"prediction,omitempty"`
+	// LabelDropout is the Trainer's label dropout of a class-conditional model (UNet.Classes > 0).
+	LabelDropout float64 `json:"label_dropout,omitempty"`
 	// Step is the number of training steps done; Position is the next batch of data.
 	Step     int64          `json:"step"`
 	Position mnist.Position `json:"position"`
 }
 
-// Denoiser returns the U-Net of cfg as a diffusion.Denoiser.
+// Denoiser returns the U-Net of cfg as a diffusion.Denoiser (class-conditional if cfg.Classes > 0).
 func Denoiser(cfg layers.UNetConfig) diffusion.Denoiser {
-	return func(scope *model.Scope, x, t *Node) *Node { return layers.UNet(scope, x, t, cfg) }
+	return func(scope *model.Scope, x, t, labels *Node) *Node { return layers.UNetWithLabels(scope, x, t, labels, cfg) }
 }
 
 // BuildSchedule builds the schedule the metadata names.
@@ -86,13 +88,34 @@ func (m *Meta) Summary() string {
 	if err != nil {
 		pred = m.Prediction
 	}
-	return fmt.Sprintf("%s at step %d (%s, %s prediction)", m.Preset, m.Step, m.Schedule, pred)
+	cond := ""
+	if m.UNet.Classes > 0 {
+		cond = fmt.Sprintf(", %d classes", m.UNet.Classes)
+	}
+	return fmt.Sprintf("%s at step %d (%s, %s prediction%s)", m.Preset, m.Step, m.Schedule, pred, cond)
+}
+
+// DefaultGuidance is the classifier-free guidance scale the commands and notebooks sample a
+// class-conditional model with unless told otherwise (see docs/experiments.md for the choice).
+const DefaultGuidance = 3.0
+
+// Labels returns n labels that cycle through the classes, 0, 1, ..., classes-1, 0, ...: in a grid
+// of classes columns, each column is one class. It returns nil for an unconditional model (0 classes).
+func Labels(n, classes int) []int {
+	if classes == 0 {
+		return nil
+	}
+	labels := make([]int, n)
+	for i := range labels {
+		labels[i] = i % classes
+	}
+	return labels
 }
 
 // TrainConfig returns the Trainer settings the metadata records.
 func (m *Meta) TrainConfig() diffusion.TrainConfig {
 	return diffusion.TrainConfig{LearningRate: m.LearningRate, Seed: m.Seed, EMADecay: m.EMADecay, MinSNRGamma: m.MinSNRGamma,
-		Prediction: m.Prediction}
+		Prediction: m.Prediction, Classes: m.UNet.Classes, LabelDropout: m.LabelDropout}
 }
 
 // Model is a trained model loaded from a checkpoint.
@@ -150,6 +173,7 @@ func (m *Model) Generator(b compute.Backend) *diffusion.Generator {
 	size := m.Meta.UNet.ImageSize
 	gen := diffusion.NewGenerator(b, m.Store, m.Schedule, Denoiser(m.Meta.UNet), size, size, 1)
 	gen.Prediction = m.Meta.Prediction
+	gen.Classes = m.Meta.UNet.Classes
 	return gen
 }
 

@@ -146,7 +146,17 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		batch := l.Batcher.Next()
 		x := tensors.FromFlatDataAndDimensions(batch.Images.Data, batch.Images.N, batch.Images.Size, batch.Images.Size, 1)
-		loss, err := l.Trainer.Step(x)
+		var loss float64
+		var err error
+		if l.Meta.UNet.Classes > 0 {
+			labels := make([]int32, len(batch.Labels))
+			for i, d := range batch.Labels {
+				labels[i] = int32(d)
+			}
+			loss, err = l.Trainer.StepWithLabels(x, labels)
+		} else {
+			loss, err = l.Trainer.Step(x)
+		}
 		x.FinalizeAll()
 		if err != nil {
 			l.Progress.Done()

@@ -7,15 +7,20 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // GoMLX style.
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
 	"github.com/godiffusion/godiffusion/diffusion/mnist"
+	"github.com/godiffusion/godiffusion/layers"
 )
 
 // newTestLoop returns a Loop over 40 random digits in batches of 4 (10 steps per epoch) with a
@@ -44,7 +49,7 @@ func newTestLoop(t *testing.T) *Loop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	denoise := func(scope *model.Scope, x, _ *Node) *Node {
+	denoise := func(scope *model.Scope, x, _, _ *Node) *Node {
 		return Mul(scope.VariableWithValue("w", float32(0.5)).NodeValue(x.Graph()), x)
 	}
 	store := model.NewStore()
@@ -156,5 +161,56 @@ func TestLoopStops(t *testing.T) {
 	l.AfterStep = func(int64) error { return stop }
 	if err := l.Run(context.Background()); !errors.Is(err, stop) {
 		t.Errorf("AfterStep's error: %v", err)
+	}
+}
+
+// TestConditionalRunRoundTrip trains a class-conditional tiny U-Net for two steps through the Loop
+// (the batches' labels), and loads its checkpoint back: the metadata keep the classes and the label
+// dropout, and the loaded model samples digits with guidance and refuses an unknown label.
+func TestConditionalRunRoundTrip(t *testing.T) {
+	l := newTestLoop(t)
+	cfg := layers.Tiny()
+	cfg.Classes = mnist.NumClasses
+	l.Meta = &Meta{Preset: "tiny", UNet: cfg, Schedule: diffusion.ScheduleLinear, T: 20, BatchSize: 4, Seed: 1,
+		LearningRate: 1e-3, LabelDropout: 0.2}
+	b, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := l.Meta.BuildSchedule()
+	if l.Trainer, err = diffusion.NewTrainer(b, l.Store, s, Denoiser(cfg), l.Meta.TrainConfig()); err != nil {
+		t.Fatal(err)
+	}
+	l.Steps = 2
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadModel(l.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Meta.UNet.Classes != 10 || m.Meta.LabelDropout != 0.2 || m.Meta.Step != 2 {
+		t.Fatalf("loaded metadata: %d classes, label dropout %g, step %d; want 10, 0.2, 2", m.Meta.UNet.Classes, m.Meta.LabelDropout, m.Meta.Step)
+	}
+	if tc := m.Meta.TrainConfig(); tc.Classes != 10 || tc.LabelDropout != 0.2 {
+		t.Errorf("TrainConfig of the loaded run: %+v", tc)
+	}
+	if !strings.Contains(m.Meta.Summary(), "10 classes") {
+		t.Errorf("summary %q does not say the model is conditional", m.Meta.Summary())
+	}
+	gen := m.Generator(b)
+	res, err := gen.Sample(diffusion.DDIM{Steps: 2}, diffusion.SampleOptions{N: 2, Labels: []int{3, 8}, Guidance: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Images.Shape().Dimensions; d[0] != 2 {
+		t.Errorf("images %v", d)
+	}
+	if _, err := gen.Sample(diffusion.DDIM{Steps: 2}, diffusion.SampleOptions{N: 1, Labels: []int{10}, Guidance: 2}); err == nil {
+		t.Error("label 10 of a 10-class model accepted")
+	}
+	// The trainer of an unconditional model refuses labels, and a conditional one needs them.
+	if _, err := l.Trainer.Step(tensors.FromShape(shapes.Make(dtypes.Float32, 4, 32, 32, 1))); err == nil || !strings.Contains(err.Error(), "StepWithLabels") {
+		t.Errorf("Step on a conditional trainer: %v", err)
 	}
 }

@@ -31,15 +31,14 @@ func BatchOf(t *tensors.Tensor) (kernel.Batch, error) {
 // GridScale is the up-scaling of sample grids and GIFs written by the commands.
 const GridScale = 2
 
-// WriteSamples writes res.Images as a PNG grid at pngPath and, when gifPath is not empty and the
-// result has a chain, the denoising chain as an animated GIF (at most gifImages images per frame).
-// It returns the paths written.
-func WriteSamples(res *diffusion.SampleResult, pngPath, gifPath string, gifImages int) ([]string, error) {
+// WriteSamples writes res.Images as a PNG grid of cols columns (0: square-ish) at pngPath and, when
+// gifPath is not empty and the result has a chain, the denoising chain as an animated GIF (at most
+// gifImages images per frame). It returns the paths written.
+func WriteSamples(res *diffusion.SampleResult, pngPath, gifPath string, cols, gifImages int) ([]string, error) {
 	images, err := BatchOf(res.Images)
 	if err != nil {
 		return nil, err
 	}
-	cols := 0 // square-ish grid
 	if err := kernel.WritePNG(pngPath, kernel.Grid(images, cols, 2, GridScale)); err != nil {
 		return nil, err
 	}

@@ -62,6 +62,11 @@ type UNetConfig struct {
 	// a chain of skip connections; it learns several times faster per image than with the tutorial's
 	// blocks, whose normalized outputs are added to every block's result. false is the tutorial's network.
 	PreNorm bool `json:",omitempty"`
+
+	// Classes > 0 makes the network class-conditional (classifier-free guidance, Ho & Salimans 2022):
+	// a learned embedding of the label (ClassEmbedding, with Classes+1 rows, the last meaning "no
+	// label") is added to the time embedding. 0 is the tutorial's unconditional network.
+	Classes int `json:",omitempty"`
 }
 
 // Tutorial returns the configuration of the tutorial's network exactly, UNet(32) with dim_scale_factor
@@ -164,6 +169,9 @@ func (c UNetConfig) Validate() error {
 	if c.TimeDim < 0 || (c.TimeEmbeddingDim() < 4 && c.BaseWidth > 0) {
 		add("the time embedding dimension (TimeDim, or BaseWidth if 0) must be >= 4, got %d", c.TimeEmbeddingDim())
 	}
+	if c.Classes < 0 {
+		add("Classes must be >= 0 (0: unconditional), got %d", c.Classes)
+	}
 	if c.PatchSize < 0 {
 		add("PatchSize must be >= 0, got %d", c.PatchSize)
 	}
@@ -227,7 +235,17 @@ func (c UNetConfig) Validate() error {
 //
 // With InitScale > 0, it sets ParamKernelInitScale on scope, so it applies to every kernel created under it.
 // It panics if the configuration is invalid (see UNetConfig.Validate) or x doesn't match it.
+// On a class-conditional configuration (Classes > 0) it is the unconditional prediction: see
+// UNetWithLabels.
 func UNet(scope *model.Scope, x, t *Node, cfg UNetConfig) *Node {
+	return UNetWithLabels(scope, x, t, nil, cfg)
+}
+
+// UNetWithLabels is UNet conditioned on class labels [batch] (integers in [0, cfg.Classes], where
+// cfg.Classes means "no label"): their ClassEmbedding is added to the time embedding. nil labels
+// mean "no label" for every example. It panics if labels are given to an unconditional
+// configuration (Classes = 0).
+func UNetWithLabels(scope *model.Scope, x, t, labels *Node, cfg UNetConfig) *Node {
 	if err := cfg.Validate(); err != nil {
 		Panicf("layers.UNet: invalid configuration: %v", err)
 	}
@@ -236,6 +254,12 @@ func UNet(scope *model.Scope, x, t *Node, cfg UNetConfig) *Node {
 	}
 	if t.Rank() != 1 || t.Shape().Dim(0) != x.Shape().Dim(0) {
 		Panicf("layers.UNet: t must be shaped [batch=%d], got %s", x.Shape().Dim(0), t.Shape())
+	}
+	if labels != nil && cfg.Classes == 0 {
+		Panicf("layers.UNet: class labels given to an unconditional network (UNetConfig.Classes = 0)")
+	}
+	if labels != nil && (labels.Rank() != 1 || labels.Shape().Dim(0) != x.Shape().Dim(0)) {
+		Panicf("layers.UNet: labels must be shaped [batch=%d], got %s", x.Shape().Dim(0), labels.Shape())
 	}
 	if cfg.InitScale > 0 {
 		scope.SetParam(ParamKernelInitScale, cfg.InitScale)
@@ -251,6 +275,12 @@ func UNet(scope *model.Scope, x, t *Node, cfg UNetConfig) *Node {
 	}
 	h := Conv(scope.In("stem"), x).Channels(cfg.StemWidth()).KernelSize(7).Padding(3).Done()
 	temb := TimeEmbedding(scope.In("time_embedding"), t, cfg.TimeEmbeddingDim())
+	if cfg.Classes > 0 {
+		if labels == nil {
+			labels = NoLabels(x.Graph(), x.Shape().Dim(0), cfg.Classes)
+		}
+		temb = Add(temb, ClassEmbedding(scope.In("class_embedding"), labels, cfg.Classes, temb.Shape().Dim(-1)))
+	}
 
 	resnet, attend := ResnetBlock, AttentionBlock
 	if cfg.PreNorm {

@@ -15,26 +15,37 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/godiffusion/godiffusion/backend"
 	"github.com/godiffusion/godiffusion/diffusion"
+	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/experiment"
+	"github.com/godiffusion/godiffusion/kernel"
 	"github.com/godiffusion/godiffusion/layers"
 )
 
 // writeUntrainedCheckpoint saves a freshly initialised tiny model as scripts/train would.
 func writeUntrainedCheckpoint(t *testing.T, dir string, T int) string {
 	t.Helper()
+	return writeCheckpoint(t, dir, T, 0)
+}
+
+// writeCheckpoint saves a freshly initialised tiny model, class-conditional if classes > 0.
+func writeCheckpoint(t *testing.T, dir string, T, classes int) string {
+	t.Helper()
 	b, err := backend.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	meta := experiment.Meta{Preset: "tiny", UNet: layers.Tiny(), Schedule: diffusion.ScheduleLinear, T: T, Seed: 1, BatchSize: 2}
+	meta.UNet.Classes = classes
 	s, _ := meta.BuildSchedule()
 	store := model.NewStore()
 	store.SetParam(model.ParamInitialSeed, int64(1))
 	gen := diffusion.NewGenerator(b, store, s, experiment.Denoiser(meta.UNet), 32, 32, 1)
+	gen.Classes = classes
 	if _, err := gen.Sample(diffusion.DDIM{Steps: 1}, diffusion.SampleOptions{N: 1}); err != nil { // Creates the variables.
 		t.Fatal(err)
 	}
@@ -346,4 +357,143 @@ func readNPY(t *testing.T, raw []byte) (descr string, shape []int, fortran bool,
 		}
 	}
 	return m[1], shape, m[2] == "True", raw[end:]
+}
+
+// TestSampleDigits draws from a class-conditional checkpoint: --digit gives every image that label,
+// the default draws the ten digits in turn, and an unconditional checkpoint refuses --digit.
+func TestSampleDigits(t *testing.T) {
+	dir := t.TempDir()
+	writeCheckpoint(t, dir, 20, 10)
+	plain := t.TempDir()
+	writeUntrainedCheckpoint(t, plain, 20)
+	b, _ := backend.New()
+	sample := func(args ...string) ([]float32, error) {
+		out := filepath.Join(t.TempDir(), "out")
+		o := parse(t, append([]string{"--n", "10", "--sample-steps", "3", "--out", out, "--images=false"}, args...)...)
+		if err := run(context.Background(), o, b, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+			return nil, err
+		}
+		raw, err := os.ReadFile(filepath.Join(out, npyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, _, data := readNPY(t, raw)
+		v := make([]float32, len(data))
+		for i, p := range data {
+			v[i] = float32(p)
+		}
+		return v, nil
+	}
+	seven, err := sample("--checkpoint", dir, "--digit", "7", "--guidance", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := sample("--checkpoint", dir, "--guidance", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := sample("--checkpoint", dir, "--digit", "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := len(seven) / 10
+	// Image 7 of the default grid is asked for a 7 too, from the same noise: the same pixels.
+	if !slices.Equal(seven[7*per:8*per], all[7*per:8*per]) {
+		t.Error("image 7 differs between --digit 7 and the ten digits in turn")
+	}
+	if slices.Equal(seven[:per], all[:per]) {
+		t.Error("image 0 asked for a 7 and for a 0 came out the same")
+	}
+	if slices.Equal(none[:per], all[:per]) {
+		t.Error("--digit none drew the labelled image")
+	}
+	if _, err := sample("--checkpoint", plain, "--digit", "3"); err == nil || !strings.Contains(err.Error(), "train --classes") {
+		t.Errorf("--digit on an unconditional checkpoint: error %v, want one naming train --classes", err)
+	}
+	for _, args := range [][]string{{"--digit", "10"}, {"--digit", "x"}, {"--guidance", "-1"}, {"--interpolate", "--n", "1"},
+		{"--interpolate", "--eta", "1"}, {"--interpolate", "--sampler", "ddpm"}, {"--interpolate", "--digit", "all"},
+		{"--inpaint", "middle"}, {"--inpaint", "lower", "--interpolate"}} {
+		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+// TestSampleInterpolate: the ends of the strip are the first images of plain sampling with --seed
+// and --seed+1 (the path starts and ends at their noise), and the GIF goes there and back.
+func TestSampleInterpolate(t *testing.T) {
+	dir := t.TempDir()
+	writeUntrainedCheckpoint(t, dir, 20)
+	b, _ := backend.New()
+	images := func(args ...string) (string, []byte) {
+		out := filepath.Join(t.TempDir(), "out")
+		o := parse(t, append([]string{"--checkpoint", dir, "--sample-steps", "4", "--out", out}, args...)...)
+		if err := run(context.Background(), o, b, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join(out, npyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, _, data := readNPY(t, raw)
+		return out, data
+	}
+	out, strip := images("--interpolate", "--n", "5", "--seed", "3")
+	_, first := images("--n", "1", "--seed", "3")
+	_, last := images("--n", "1", "--seed", "4")
+	per := len(first)
+	if !bytes.Equal(strip[:per], first) || !bytes.Equal(strip[4*per:], last) {
+		t.Error("the strip's ends are not the first images of seeds 3 and 4")
+	}
+	f, err := os.Open(filepath.Join(out, interpFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g, err := gif.DecodeAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Image) != 8 { // 5 images there, 3 back.
+		t.Errorf("%s has %d frames, want 8", interpFile, len(g.Image))
+	}
+}
+
+// TestSampleInpaint completes the lower half of test digits: the upper half of every output is the
+// digit's own pixels, and inputs.png holds what the model was given.
+func TestSampleInpaint(t *testing.T) {
+	dir := t.TempDir()
+	writeUntrainedCheckpoint(t, dir, 20)
+	b, _ := backend.New()
+	out := filepath.Join(t.TempDir(), "out")
+	o := parse(t, "--checkpoint", dir, "--sample-steps", "4", "--out", out, "--inpaint", "lower", "--n", "3", "--seed", "2")
+	if err := run(context.Background(), o, b, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, npyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, got := readNPY(t, raw)
+	mdir, err := mnist.ResolveDir("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := mnist.Load(mdir, mnist.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := experiment.DigitImages(test, 3, 32, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wv := tensors.MustCopyFlatData[float32](want)
+	for i := range 3 * 32 * 32 {
+		if y := (i / 32) % 32; y < 16 && got[i] != kernel.ToGray(wv[i]) {
+			t.Fatalf("pixel %d (row %d, known) = %d, want the digit's %d", i, y, got[i], kernel.ToGray(wv[i]))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, inputsFile)); err != nil {
+		t.Error(err)
+	}
 }

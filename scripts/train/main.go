@@ -43,7 +43,8 @@ type options struct {
 	lr, minutes, ema, minSNR    float64
 	seed                        int64
 	ckptEvery, keep, logEvery   int
-	resume                      bool
+	resume, classes             bool
+	labelDropout, guidance      float64
 	ddpmSamples, ddimSamples    int
 	dpmSamples, sampleEvery     int
 	sampleSteps                 int
@@ -84,6 +85,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.prediction, "prediction", string(diffusion.PredictX0), "what the U-Net learns to output: x0 (the clean image; "+
 		"recognisable shapes earliest in training), v (velocity) or epsilon (the noise, as the tutorial)")
 	fs.Float64Var(&o.minSNR, "min-snr", 0, "Min-SNR-gamma loss weighting: gamma, e.g. 5 (0: the tutorial's unweighted loss)")
+	fs.BoolVar(&o.classes, "classes", false, "train a class-conditional model of the digits 0-9 (classifier-free guidance: sample --digit, --guidance)")
+	fs.Float64Var(&o.labelDropout, "label-dropout", diffusion.DefaultLabelDropout, "with --classes: the probability that a training image's label is dropped, so the model also learns to draw without one")
+	fs.Float64Var(&o.guidance, "guidance", experiment.DefaultGuidance, "with --classes: the guidance scale of the final and --sample-every samples (columns are the digits 0-9)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed for initialisation, data order, timesteps and noise")
 	fs.StringVar(&o.out, "out", "runs/train", "output folder: checkpoints, loss log and pictures (locked: a second train on the same folder stops at once)")
 	fs.StringVar(&o.data, "data", "", "folder with the MNIST IDX files (default: $MNIST_DIR or the GoMNIST Go module)")
@@ -137,6 +141,8 @@ func (o *options) validate() error {
 	check(o.ddpmSamples >= 0 && o.ddimSamples >= 0 && o.dpmSamples >= 0, "--ddpm-samples, --ddim-samples and --dpm-samples must be >= 0")
 	check(o.sampleSteps >= 1 && o.sampleSteps <= o.T, "--sample-steps=%d: must lie in [1, T=%d]", o.sampleSteps, o.T)
 	check(o.eta >= 0 && o.eta <= 1, "--eta=%g: must lie in [0, 1]", o.eta)
+	check(o.labelDropout >= 0 && o.labelDropout <= 1, "--label-dropout=%g: must lie in [0, 1]", o.labelDropout)
+	check(o.guidance >= 0 && o.guidance <= 100, "--guidance=%g: must lie in [0, 100]", o.guidance)
 	c.CheckSpacing("spacing", o.spacing)
 	check(o.sampleEvery >= 0, "--sample-every=%d: must be >= 0", o.sampleEvery)
 	check(o.out != "", "--out must not be empty")
@@ -270,13 +276,17 @@ func startOrResume(o *options) (*experiment.Meta, *model.Store, []experiment.Los
 			return nil, nil, nil, fmt.Errorf("%s already holds checkpoints: pass --resume to continue that run, or choose another --out", o.out)
 		}
 		cfg, _ := experiment.Preset(o.preset)
+		dropout := 0.0
+		if o.classes {
+			cfg.Classes, dropout = mnist.NumClasses, o.labelDropout
+		}
 		lr := o.lr
 		if lr == 0 {
 			lr = presetLearningRate(o.preset)
 		}
 		meta := &experiment.Meta{Preset: o.preset, UNet: cfg, Schedule: o.schedule, T: o.T, Seed: o.seed,
 			BatchSize: o.batch, LearningRate: lr, EMADecay: o.ema, MinSNRGamma: o.minSNR,
-			Prediction: diffusion.Prediction(o.prediction)}
+			Prediction: diffusion.Prediction(o.prediction), LabelDropout: dropout}
 		return meta, model.NewStore(), nil, nil
 	}
 	if len(existing) == 0 {
@@ -313,6 +323,8 @@ func (o *options) checkResumable(meta *experiment.Meta) error {
 	mismatch("min-snr", o.minSNR, meta.MinSNRGamma)
 	saved, _ := diffusion.ParsePrediction(string(meta.Prediction))
 	mismatch("prediction", o.prediction, saved)
+	mismatch("classes", o.classes, meta.UNet.Classes > 0)
+	mismatch("label-dropout", o.labelDropout, meta.LabelDropout)
 	if len(errs) > 0 {
 		errs = append(errs, fmt.Errorf("drop those flags to resume, or start a new run with another --out"))
 	}
@@ -325,6 +337,8 @@ type sampleRun struct {
 	n       int
 	sampler diffusion.Sampler
 	every   int // a chain frame every N steps (0: no chain)
+	// guidance is the guidance scale for a class-conditional model (labels cycle through the digits).
+	guidance float64
 }
 
 // ddim is the DDIM sampler of the final and the --sample-every samples. x0 is clipped as diffusers
@@ -338,8 +352,12 @@ func (o *options) ddim() diffusion.Sampler {
 // when r.every > 0, their chain to gifPath; progress goes to stderr. It returns the paths written.
 func drawSamples(ctx context.Context, gen *diffusion.Generator, r sampleRun, seed int64, pngPath, gifPath string, stderr io.Writer) ([]string, error) {
 	progress := kernel.NewProgress(0, r.name).WithOutput(stderr, kernel.ProgressAuto).WithItems(r.n, "img")
-	res, err := gen.Sample(r.sampler, diffusion.SampleOptions{N: r.n, BatchSize: 64, Seed: seed,
-		ChainEvery: r.every, Context: ctx, OnStep: func(done, total int) { progress.Update(done) }})
+	opts := diffusion.SampleOptions{N: r.n, BatchSize: 64, Seed: seed,
+		ChainEvery: r.every, Context: ctx, OnStep: func(done, total int) { progress.Update(done) }}
+	if gen.Classes > 0 {
+		opts.Labels, opts.Guidance = experiment.Labels(r.n, gen.Classes), r.guidance
+	}
+	res, err := gen.Sample(r.sampler, opts)
 	progress.Done()
 	if err != nil {
 		return nil, err
@@ -347,7 +365,7 @@ func drawSamples(ctx context.Context, gen *diffusion.Generator, r sampleRun, see
 	if r.every == 0 {
 		gifPath = ""
 	}
-	return experiment.WriteSamples(res, pngPath, gifPath, 16)
+	return experiment.WriteSamples(res, pngPath, gifPath, gen.Classes, 16) // A conditional model's digits in columns.
 }
 
 // periodicImages and periodicDir: the --sample-every grids' size and folder (in --out).
@@ -364,7 +382,7 @@ func periodicSamples(ctx context.Context, o *options, b compute.Backend, meta *e
 		return "", err
 	}
 	path := filepath.Join(o.out, periodicDir, fmt.Sprintf("step-%08d.png", step))
-	_, err = drawSamples(ctx, m.Generator(b), sampleRun{"samples", periodicImages, o.ddim(), 0}, meta.Seed, path, "", io.Discard)
+	_, err = drawSamples(ctx, m.Generator(b), sampleRun{"samples", periodicImages, o.ddim(), 0, o.guidance}, meta.Seed, path, "", io.Discard)
 	return path, err
 }
 
@@ -377,9 +395,9 @@ func finalSamples(ctx context.Context, o *options, b compute.Backend, meta *expe
 	}
 	gen := m.Generator(b)
 	runs := []sampleRun{
-		{"ddim", o.ddimSamples, o.ddim(), 1},
-		{"dpm", o.dpmSamples, diffusion.DPMSolver{Steps: o.sampleSteps, Clip: true, Spacing: diffusion.Spacing(o.spacing)}, 1},
-		{"ddpm", o.ddpmSamples, diffusion.DDPM{Clip: true}, max(1, meta.T/25)},
+		{"ddim", o.ddimSamples, o.ddim(), 1, o.guidance},
+		{"dpm", o.dpmSamples, diffusion.DPMSolver{Steps: o.sampleSteps, Clip: true, Spacing: diffusion.Spacing(o.spacing)}, 1, o.guidance},
+		{"ddpm", o.ddpmSamples, diffusion.DDPM{Clip: true}, max(1, meta.T/25), o.guidance},
 	}
 	for _, r := range runs {
 		if r.n == 0 {

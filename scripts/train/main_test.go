@@ -178,6 +178,8 @@ func TestFlagValidation(t *testing.T) {
 		{"--eta", "-0.1"},
 		{"--eta", "NaN"},
 		{"--ddim-eta", "1.5"},
+		{"--label-dropout", "1.5"},
+		{"--guidance", "-1"},
 		{"--spacing", "leading"},
 		{"--ddim-spacing", "leading"},
 		{"--sample-every", "-1"},
@@ -360,4 +362,29 @@ func TestSecondRunOnSameOut(t *testing.T) {
 		t.Fatalf("the lock was not released when train failed: %v", err)
 	}
 	_ = again.Unlock()
+}
+
+// TestClassesRun trains a class-conditional tiny model: its checkpoint records the ten classes and
+// the label dropout, its final grid is drawn, and resuming without --classes is refused.
+func TestClassesRun(t *testing.T) {
+	b := clitest.MNISTBackend(t)
+	out := filepath.Join(t.TempDir(), "cond")
+	o := tinyRun(t, out, "--classes", "--label-dropout", "0.25", "--steps", "2", "--ddim-samples", "10")
+	if err := run(context.Background(), o, b, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m, err := experiment.LoadModel(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Meta.UNet.Classes != 10 || m.Meta.LabelDropout != 0.25 {
+		t.Errorf("checkpoint: %d classes, label dropout %g; want 10, 0.25", m.Meta.UNet.Classes, m.Meta.LabelDropout)
+	}
+	if _, err := os.Stat(filepath.Join(out, "samples_ddim.png")); err != nil {
+		t.Error(err)
+	}
+	err = run(context.Background(), tinyRun(t, out, "--resume", "--classes=false", "--steps", "3"), b, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--classes=false, but the run") {
+		t.Errorf("resume without --classes: %v", err)
+	}
 }

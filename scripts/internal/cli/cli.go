@@ -168,3 +168,53 @@ func (s *SamplerFlags) Build(T int) (diffusion.Sampler, error) {
 	}
 	return diffusion.DDIM{Steps: s.Steps, Eta: s.Eta, Clip: s.Clip, Spacing: diffusion.Spacing(s.Spacing)}, nil
 }
+
+// GuidanceFlags choose what a class-conditional model (train --classes) draws: --digit and
+// --guidance, the classifier-free guidance scale.
+type GuidanceFlags struct {
+	Digit    string
+	Guidance float64
+}
+
+// Digit values of GuidanceFlags besides 0-9.
+const (
+	DigitAll  = "all"  // Each grid column a digit: labels 0, 1, ..., 9, 0, ...
+	DigitNone = "none" // No label: unconditional samples.
+)
+
+// Register adds --digit and --guidance to fs.
+func (g *GuidanceFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&g.Digit, "digit", "", "with a class-conditional model (train --classes): the digit to draw, 0-9; "+DigitAll+
+		" for the ten digits in turn, one per grid column (the default for such a model); "+DigitNone+" for no label")
+	fs.Float64Var(&g.Guidance, "guidance", experiment.DefaultGuidance, "classifier-free guidance scale w in [0, 100] for --digit: "+
+		"0 ignores the digit, 1 is plain conditional sampling, larger draws the digit more clearly and with less variety")
+}
+
+// Validate records the errors of out-of-range --digit and --guidance.
+func (g *GuidanceFlags) Validate(c *Checks) {
+	ok := g.Digit == "" || g.Digit == DigitAll || g.Digit == DigitNone || (len(g.Digit) == 1 && g.Digit[0] >= '0' && g.Digit[0] <= '9')
+	c.Check(ok, "--digit=%q: use a digit 0-9, %s or %s", g.Digit, DigitAll, DigitNone)
+	c.Check(g.Guidance >= 0 && g.Guidance <= 100, "--guidance=%g: must lie in [0, 100]", g.Guidance)
+}
+
+// Conditioning returns the labels of n images and the guidance scale for a model of classes classes
+// (0: unconditional, which takes no --digit).
+func (g *GuidanceFlags) Conditioning(n, classes int) (labels []int, w float64, err error) {
+	switch {
+	case classes == 0 && g.Digit != "" && g.Digit != DigitNone:
+		return nil, 0, fmt.Errorf("--digit=%s: the checkpoint's model is unconditional; train a class-conditional one with train --classes", g.Digit)
+	case classes == 0 || g.Digit == DigitNone:
+		return nil, 0, nil
+	case g.Digit == "" || g.Digit == DigitAll:
+		return experiment.Labels(n, classes), g.Guidance, nil
+	}
+	d := int(g.Digit[0] - '0')
+	if d >= classes {
+		return nil, 0, fmt.Errorf("--digit=%d: the model knows %d classes", d, classes)
+	}
+	labels = make([]int, n)
+	for i := range labels {
+		labels[i] = d
+	}
+	return labels, g.Guidance, nil
+}
