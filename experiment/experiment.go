@@ -73,7 +73,9 @@ type Meta struct {
 
 // Denoiser returns the U-Net of cfg as a diffusion.Denoiser (class-conditional if cfg.Classes > 0).
 func Denoiser(cfg layers.UNetConfig) diffusion.Denoiser {
-	return func(scope *model.Scope, x, t, labels *Node) *Node { return layers.UNetWithLabels(scope, x, t, labels, cfg) }
+	return func(scope *model.Scope, x, t, labels *Node) *Node {
+		return layers.UNetWithLabels(scope, x, t, labels, cfg)
+	}
 }
 
 // BuildSchedule builds the schedule the metadata names.

@@ -133,7 +133,7 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 	if opts.Labels, opts.Guidance, err = o.Conditioning(o.n, m.Meta.UNet.Classes); err != nil {
 		return err
 	}
-	var inputs *tensors.Tensor // --inpaint's masked digits.
+	var inputs *tensors.Tensor  // --inpaint's masked digits.
 	cols := m.Meta.UNet.Classes // A conditional model's digits in columns; 0: square-ish.
 	switch {
 	case o.interpolate:
