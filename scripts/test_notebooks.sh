@@ -52,7 +52,7 @@ for nb in "${notebooks[@]}"; do
   [ -f "$out/$(basename "$nb")" ] && executed+=("$out/$(basename "$nb")")
 done
 
-# What the tutorial must show: tags are set on the cells in notebooks/tutorial.ipynb.
+# What the notebooks must show: tags are set on their cells.
 require=(
   -require tutorial.ipynb:data-sample=png
   -require tutorial.ipynb:forward-noising=png
@@ -64,6 +64,10 @@ require=(
   -require variants.ipynb:schedules=svg+png
   -require variants.ipynb:ddim-grid=png
   -require variants.ipynb:ddpm-vs-ddim=png
+  -require guidance.ipynb:guidance-grid=png
+  -require guidance.ipynb:inversion=png
+  -require guidance.ipynb:interpolation=png+gif
+  -require guidance.ipynb:inpainting=png
 )
 # Only require outputs of the notebooks that ran.
 selected=()
