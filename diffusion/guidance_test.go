@@ -100,6 +100,7 @@ func pixels(t *testing.T, images *tensors.Tensor) []float32 {
 	return v
 }
 
+// moments returns the mean and the unbiased variance of v.
 func moments(v []float32) (mean, variance float64) {
 	for _, x := range v {
 		mean += float64(x)

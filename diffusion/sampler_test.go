@@ -104,14 +104,7 @@ func sampleVariance(t *testing.T, res *SampleResult) (mean, variance float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range values {
-		mean += float64(v)
-	}
-	mean /= float64(len(values))
-	for _, v := range values {
-		variance += (float64(v) - mean) * (float64(v) - mean)
-	}
-	return mean, variance / float64(len(values)-1)
+	return moments(values)
 }
 
 // TestSamplersOnGaussianData drives every sampler with the analytic optimal denoiser for Gaussian

@@ -366,23 +366,9 @@ func TestSampleDigits(t *testing.T) {
 	writeCheckpoint(t, dir, 20, 10)
 	plain := t.TempDir()
 	writeUntrainedCheckpoint(t, plain, 20)
-	b, _ := backend.New()
-	sample := func(args ...string) ([]float32, error) {
-		out := filepath.Join(t.TempDir(), "out")
-		o := parse(t, append([]string{"--n", "10", "--sample-steps", "3", "--out", out, "--images=false"}, args...)...)
-		if err := run(context.Background(), o, b, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-			return nil, err
-		}
-		raw, err := os.ReadFile(filepath.Join(out, npyFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _, _, data := readNPY(t, raw)
-		v := make([]float32, len(data))
-		for i, p := range data {
-			v[i] = float32(p)
-		}
-		return v, nil
+	sample := func(args ...string) ([]byte, error) {
+		_, pixels, err := runSample(t, append([]string{"--n", "10", "--sample-steps", "3", "--images=false"}, args...)...)
+		return pixels, err
 	}
 	seven, err := sample("--checkpoint", dir, "--digit", "7", "--guidance", "2")
 	if err != nil {
@@ -424,19 +410,12 @@ func TestSampleDigits(t *testing.T) {
 func TestSampleInterpolate(t *testing.T) {
 	dir := t.TempDir()
 	writeUntrainedCheckpoint(t, dir, 20)
-	b, _ := backend.New()
 	images := func(args ...string) (string, []byte) {
-		out := filepath.Join(t.TempDir(), "out")
-		o := parse(t, append([]string{"--checkpoint", dir, "--sample-steps", "4", "--out", out}, args...)...)
-		if err := run(context.Background(), o, b, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-			t.Fatal(err)
-		}
-		raw, err := os.ReadFile(filepath.Join(out, npyFile))
+		out, pixels, err := runSample(t, append([]string{"--checkpoint", dir, "--sample-steps", "4"}, args...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, _, data := readNPY(t, raw)
-		return out, data
+		return out, pixels
 	}
 	out, strip := images("--interpolate", "--n", "5", "--seed", "3")
 	_, first := images("--n", "1", "--seed", "3")
@@ -464,17 +443,10 @@ func TestSampleInterpolate(t *testing.T) {
 func TestSampleInpaint(t *testing.T) {
 	dir := t.TempDir()
 	writeUntrainedCheckpoint(t, dir, 20)
-	b, _ := backend.New()
-	out := filepath.Join(t.TempDir(), "out")
-	o := parse(t, "--checkpoint", dir, "--sample-steps", "4", "--out", out, "--inpaint", "lower", "--n", "3", "--seed", "2")
-	if err := run(context.Background(), o, b, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(out, npyFile))
+	out, got, err := runSample(t, "--checkpoint", dir, "--sample-steps", "4", "--inpaint", "lower", "--n", "3", "--seed", "2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, got := readNPY(t, raw)
 	mdir, err := mnist.ResolveDir("")
 	if err != nil {
 		t.Fatal(err)
@@ -496,4 +468,25 @@ func TestSampleInpaint(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, inputsFile)); err != nil {
 		t.Error(err)
 	}
+}
+
+// runSample runs the command with args into a fresh --out folder and returns the folder and the
+// pixels of its images.npy.
+func runSample(t *testing.T, args ...string) (out string, pixels []byte, err error) {
+	t.Helper()
+	b, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = filepath.Join(t.TempDir(), "out")
+	o := parse(t, append(args, "--out", out)...)
+	if err := run(context.Background(), o, b, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		return out, nil, err
+	}
+	raw, err := os.ReadFile(filepath.Join(out, npyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, pixels = readNPY(t, raw)
+	return out, pixels, nil
 }
