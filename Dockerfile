@@ -17,7 +17,7 @@
 #     --build-arg INSTALL_CUDA_PLUGIN=1 -t godiffusion-gpu .
 #   docker run --rm --gpus all -e GOMLX_BACKEND=xla:cuda -p 8888:8888 -e NOTEBOOK_BUDGET=gpu godiffusion-gpu
 #   docker run --rm --gpus all -e GOMLX_BACKEND=xla:cuda -v "$PWD/runs:/godiffusion/runs" godiffusion-gpu \
-#     bash scripts/train.sh --preset tutorial --epochs 10 --minutes 0 --out runs/tutorial
+#     bash scripts/train.sh --preset tutorial --classes=false --epochs 10 --minutes 0 --out runs/tutorial
 #
 # Without INSTALL_CUDA_PLUGIN the GPU image has no plugin: run scripts/install_pjrt in the container,
 # or let GoMLX download it when GOMLX_BACKEND=xla:cuda asks for it (see the README's GPU section).

@@ -99,7 +99,7 @@ func (m *Meta) Summary() string {
 
 // DefaultGuidance is the classifier-free guidance scale the commands and notebooks sample a
 // class-conditional model with unless told otherwise (see docs/experiments.md for the choice).
-const DefaultGuidance = 3.0
+const DefaultGuidance = 2.0
 
 // Labels returns n labels that cycle through the classes, 0, 1, ..., classes-1, 0, ...: in a grid
 // of classes columns, each column is one class. It returns nil for an unconditional model (0 classes).

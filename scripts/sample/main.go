@@ -7,7 +7,7 @@
 //
 //	go run ./scripts/sample --checkpoint runs/train --sampler ddim --sample-steps 10 --n 64 --out samples
 //	go run ./scripts/sample --sampler ddpm --gif --out ddpm
-//	go run ./scripts/sample --checkpoint runs/cond --digit 7 --guidance 3 --out sevens
+//	go run ./scripts/sample --checkpoint runs/cond --digit 7 --guidance 2 --out sevens
 //	go run ./scripts/sample --interpolate --n 12 --out strip
 //	go run ./scripts/sample --inpaint lower --n 16 --out completed
 package main

@@ -1,13 +1,15 @@
 // Command train trains the diffusion U-Net on MNIST as a batch job: progress bar, the tutorial's
 // log lines, a loss log (CSV) and curve (SVG), atomic checkpoints that --resume continues exactly,
 // optionally a grid of samples every --sample-every steps, and at the end grids of samples drawn with
-// DDIM, DPM-Solver++ and DDPM, with their denoising chains as GIFs.
+// DDIM, DPM-Solver++ and DDPM, with their denoising chains as GIFs. With --classes the model is
+// class-conditional: the final grids have the digits 0-9 in columns, drawn with classifier-free
+// guidance (--guidance).
 //
 // Training runs until --steps (or --epochs) are done; --minutes sets a time budget only when given
-// (the default job, scripts/train.sh, passes --minutes 12).
+// (the default job, scripts/train.sh, passes --minutes 12 --classes).
 //
 //	go run ./scripts/train                      # the cpu preset for --steps 3000, no time limit
-//	go run ./scripts/train --minutes 12         # the same, stopped after 12 minutes (as scripts/train.sh)
+//	go run ./scripts/train --minutes 12 --classes   # the default job (scripts/train.sh)
 //	go run ./scripts/train --preset tutorial --epochs 10 --out runs/tutorial
 //	go run ./scripts/train --resume --out runs/train   # continue after a crash or Ctrl-C
 package main
