@@ -161,6 +161,23 @@ const (
 	numCoefs
 )
 
+// coefficients returns the step graph's coefficient vector for update i of plan.
+func coefficients(plan []Update, i int, guidance float64) []float32 {
+	u := plan[i]
+	nextA, nextB := 1.0, 0.0 // The level this step goes to: the next update's, or clean.
+	if i+1 < len(plan) {
+		nextA, nextB = plan[i+1].SqrtABar, plan[i+1].SqrtOneMAB
+	}
+	c := make([]float32, numCoefs)
+	for k, v := range map[int]float64{coefX0: u.X0, coefXt: u.Xt, coefEps: u.Eps, coefNoise: u.Noise,
+		coefSqrtABar: u.SqrtABar, coefSqrtOneMAB: u.SqrtOneMAB, coefX0Prev: u.X0Prev,
+		coefGuidance: guidance, coefNextSqrtABar: nextA, coefNextSqrtOneMAB: nextB,
+		coefDenoiserSqrtABar: u.DenoiserSqrtABar, coefDenoiserSqrtOneMAB: u.DenoiserSqrtOneMAB} {
+		c[k] = float32(v)
+	}
+	return c
+}
+
 // stepExec returns the compiled update. Inputs: x_t, t (int32 scalar), the coefficients [numCoefs],
 // z, the previous x̂_0, then the labels [n] for a class-conditional model, then Known, Mask and their
 // noise when inpainting. Outputs: x_prev and this step's x̂_0.
@@ -387,21 +404,11 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 			if opts.Context != nil && opts.Context.Err() != nil {
 				return fmt.Errorf("sampling stopped at step %d of %d: %w", i, len(plan), opts.Context.Err())
 			}
-			nextA, nextB := 1.0, 0.0 // The level this step goes to: the next update's, or clean.
-			if i+1 < len(plan) {
-				nextA, nextB = plan[i+1].SqrtABar, plan[i+1].SqrtOneMAB
-			}
-			coef := make([]float32, numCoefs)
-			for k, v := range map[int]float64{coefX0: u.X0, coefXt: u.Xt, coefEps: u.Eps, coefNoise: u.Noise,
-				coefSqrtABar: u.SqrtABar, coefSqrtOneMAB: u.SqrtOneMAB, coefX0Prev: u.X0Prev,
-				coefGuidance: opts.Guidance, coefNextSqrtABar: nextA, coefNextSqrtOneMAB: nextB,
-				coefDenoiserSqrtABar: u.DenoiserSqrtABar, coefDenoiserSqrtOneMAB: u.DenoiserSqrtOneMAB} {
-				coef[k] = float32(v)
-			}
+			coef := coefficients(plan, i, opts.Guidance)
 			drawNormal(z, noise, per, u.Noise != 0)
 			args := []any{x, int32(u.T), coef, tensors.FromFlatDataAndDimensions(z, n, h, w, ch), x0Prev}
 			if inpaint {
-				drawNormal(zKnown, knownNoise, per, nextB != 0)
+				drawNormal(zKnown, knownNoise, per, coef[coefNextSqrtOneMAB] != 0)
 				extra[len(extra)-1] = tensors.FromFlatDataAndDimensions(zKnown, n, h, w, ch)
 			}
 			outs, err := gen.run(exec, readyKey{key, n}, append(args, extra...)...)

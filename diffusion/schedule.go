@@ -1,6 +1,8 @@
 // Package diffusion implements denoising diffusion models on top of GoMLX: noise schedules,
-// forward noising q(x_t | x_0), the training step (the network predicts ε, v or x_0), and samplers
-// (DDPM, DDIM, DPM-Solver++) that turn noise into images with any Denoiser.
+// forward noising q(x_t | x_0), the training step (the network predicts ε, v or x_0, optionally
+// class-conditional with label dropout), and samplers (DDPM, DDIM, DPM-Solver++) that turn noise
+// into images with any Denoiser, with classifier-free guidance and inpainting; DDIMInversion runs
+// DDIM backwards from images to noise, and Slerp interpolates between noises.
 //
 // # Index convention
 //
