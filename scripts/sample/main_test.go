@@ -94,17 +94,8 @@ func TestSampleSeedsAndGIF(t *testing.T) {
 	if _, err := os.Stat(out("a/chain.gif")); err == nil {
 		t.Error("wrote chain.gif without --gif")
 	}
-	f, err := os.Open(out("c/chain.gif"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	g, err := gif.DecodeAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(g.Image) != 4 { // Starting noise and 3 DDIM steps.
-		t.Errorf("GIF has %d frames, want 4", len(g.Image))
+	if n := gifFrames(t, out("c/chain.gif")); n != 4 { // Starting noise and 3 DDIM steps.
+		t.Errorf("GIF has %d frames, want 4", n)
 	}
 }
 
@@ -424,7 +415,15 @@ func TestSampleInterpolate(t *testing.T) {
 	if !bytes.Equal(strip[:per], first) || !bytes.Equal(strip[4*per:], last) {
 		t.Error("the strip's ends are not the first images of seeds 3 and 4")
 	}
-	f, err := os.Open(filepath.Join(out, interpFile))
+	if n := gifFrames(t, filepath.Join(out, interpFile)); n != 8 { // 5 images there, 3 back.
+		t.Errorf("%s has %d frames, want 8", interpFile, n)
+	}
+}
+
+// gifFrames returns the number of frames of the GIF file at path.
+func gifFrames(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,9 +432,7 @@ func TestSampleInterpolate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(g.Image) != 8 { // 5 images there, 3 back.
-		t.Errorf("%s has %d frames, want 8", interpFile, len(g.Image))
-	}
+	return len(g.Image)
 }
 
 // TestSampleInpaint completes the lower half of test digits: the upper half of every output is the
