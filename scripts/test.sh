@@ -35,17 +35,22 @@ fi
 
 args=(-count=1 -timeout=40m)
 [ -n "${SHORT:-}" ] && args+=(-short)
+# goexp prints the GOEXPERIMENT to test an engine with: none for the pure Go backend, whose tests
+# build without simd: Go 1.27.3's simd.LoadFloat32sPart reads a whole vector past a short slice,
+# which faults when a buffer ends at the edge of the mapped heap (half of the runs of
+# scripts/evaluate's short tests on AVX-512).
+goexp() { if [[ "$1" == go* ]]; then echo ""; else echo "${GOEXPERIMENT:-}"; fi; }
 if [ -n "${GOMLX_BACKEND:-}" ]; then
   echo "== go test (GOMLX_BACKEND=$GOMLX_BACKEND)"
-  go test "${args[@]}" ./...
+  GOEXPERIMENT="$(goexp "$GOMLX_BACKEND")" go test "${args[@]}" ./...
 else
   engines=($(go run ./scripts/engines))
   echo "== engines installed: ${engines[*]}"
   echo "== go test (automatic choice: ${engines[0]})"
-  go test "${args[@]}" ./...
+  GOEXPERIMENT="$(goexp "${engines[0]}")" go test "${args[@]}" ./...
   for engine in "${engines[@]:1}"; do
     echo "== go test -short (GOMLX_BACKEND=$engine)"
-    GOMLX_BACKEND="$engine" go test -count=1 -timeout=40m -short ./...
+    GOEXPERIMENT="$(goexp "$engine")" GOMLX_BACKEND="$engine" go test -count=1 -timeout=40m -short ./...
   done
 fi
 
