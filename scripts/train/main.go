@@ -206,8 +206,12 @@ func run(ctx context.Context, o *options, b compute.Backend, stdout, stderr io.W
 		return err
 	}
 	prediction, _ := diffusion.ParsePrediction(string(meta.Prediction))
-	fmt.Fprintf(stdout, "train: preset %s, %s, %s prediction, batch %d, lr %g, seed %d, backend %s\n",
-		meta.Preset, schedule.Name, prediction, meta.BatchSize, meta.LearningRate, meta.Seed, b.Name())
+	conditioning := "unconditional"
+	if meta.UNet.Classes > 0 {
+		conditioning = fmt.Sprintf("%d classes (label dropout %g)", meta.UNet.Classes, meta.LabelDropout)
+	}
+	fmt.Fprintf(stdout, "train: preset %s, %s, %s, %s prediction, batch %d, lr %g, seed %d, backend %s\n",
+		meta.Preset, conditioning, schedule.Name, prediction, meta.BatchSize, meta.LearningRate, meta.Seed, b.Name())
 	fmt.Fprintf(stdout, "train: %d steps (%d per epoch), starting at step %d; output in %s\n",
 		total, batcher.StepsPerEpoch(), meta.Step, o.out)
 
