@@ -420,18 +420,25 @@ func (e *evaluator) standardRows(smp diffusion.Sampler, clf *quality.Classifier,
 	}
 	sets := []struct {
 		name   string
-		images func() *tensors.Tensor
+		images func() (*tensors.Tensor, error)
 	}{
-		{generated, func() *tensors.Tensor { return images }},
-		{"real MNIST (train)", func() *tensors.Tensor { x, _ := realImages(train, o.n, o.seed); return x }},
-		{"noise N(0,1) clipped", func() *tensors.Tensor { return noiseImages(o.n, o.seed) }},
+		{generated, func() (*tensors.Tensor, error) { return images, nil }},
+		{"real MNIST (train)", func() (*tensors.Tensor, error) {
+			x, _, err := experiment.DigitImages(train, o.n, quality.ImageSize, o.seed)
+			return x, err
+		}},
+		{"noise N(0,1) clipped", func() (*tensors.Tensor, error) { return noiseImages(o.n, o.seed), nil }},
 	}
 	var rows []row
 	for _, set := range sets {
 		if err := e.interrupted(); err != nil {
 			return nil, 0, err
 		}
-		s, err := clf.Score(set.images(), ref)
+		x, err := set.images()
+		if err != nil {
+			return nil, 0, err
+		}
+		s, err := clf.Score(x, ref)
 		if err != nil {
 			return nil, 0, fmt.Errorf("scoring %s: %w", set.name, err)
 		}
@@ -526,7 +533,10 @@ type inversionRow struct {
 // count, and measures the round trip. A class-conditional model gets each image's label (guidance 1).
 func (e *evaluator) inversionRows(test *mnist.Dataset) ([]inversionRow, error) {
 	o := e.o
-	x, labels := realImages(test, o.n, o.seed)
+	x, labels, err := experiment.DigitImages(test, o.n, quality.ImageSize, o.seed)
+	if err != nil {
+		return nil, err
+	}
 	w := 1.0
 	if e.gen.Classes == 0 {
 		labels, w = nil, 0
@@ -666,18 +676,6 @@ func (f jsonFloat) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return json.Marshal(float64(f))
-}
-
-// realImages returns n distinct images of d chosen by seed, preprocessed like the model's data, and
-// their digits.
-func realImages(d *mnist.Dataset, n int, seed int64) (*tensors.Tensor, []int) {
-	idx := mnist.Permutation(uint64(seed), 0, d.Len())[:n]
-	im := d.PreprocessIndices(idx, quality.ImageSize)
-	labels := make([]int, n)
-	for i, j := range idx {
-		labels[i] = int(d.Labels[j])
-	}
-	return tensors.FromFlatDataAndDimensions(im.Data, n, im.Size, im.Size, 1), labels
 }
 
 // noiseImages returns n images of standard Gaussian noise clipped to [-1, 1]: what the sampler

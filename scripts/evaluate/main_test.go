@@ -20,7 +20,6 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/godiffusion/godiffusion/diffusion"
-	"github.com/godiffusion/godiffusion/diffusion/mnist"
 	"github.com/godiffusion/godiffusion/diffusion/quality"
 	"github.com/godiffusion/godiffusion/experiment"
 	"github.com/godiffusion/godiffusion/layers"
@@ -299,24 +298,6 @@ func TestNoiseAndRealImages(t *testing.T) {
 	}
 	if d2 := tensors.MustCopyFlatData[float32](noiseImages(3, 5)); d2[17] != data[17] {
 		t.Error("noise not reproducible")
-	}
-	dir, err := mnist.DefaultDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	d, err := mnist.Load(dir, mnist.Test)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, labels := realImages(d, 4, 1)
-	if s := r.Shape(); s.Dimensions[0] != 4 || s.Dimensions[1] != 32 || s.Dimensions[3] != 1 {
-		t.Errorf("real images shape %s", s)
-	}
-	idx := mnist.Permutation(1, 0, d.Len())[:4]
-	for i, l := range labels {
-		if l != int(d.Labels[idx[i]]) {
-			t.Errorf("label %d of the real images is %d, want the dataset's %d", i, l, d.Labels[idx[i]])
-		}
 	}
 }
 
