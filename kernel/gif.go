@@ -65,6 +65,20 @@ func GIFFromGrays(frames []*image.Gray, delay, hold int) *gif.GIF {
 	return g
 }
 
+// BackAndForth returns the images of b as one-image frames that go from the
+// first to the last and back, without repeating either end: for an
+// interpolation strip animated with [GIF] (0, 1, ..., n-1, n-2, ..., 1).
+func BackAndForth(b Batch) []Batch {
+	frames := make([]Batch, 0, max(2*b.N-2, b.N))
+	for i := range b.N {
+		frames = append(frames, b.Slice(i, i+1))
+	}
+	for i := b.N - 2; i > 0; i-- {
+		frames = append(frames, b.Slice(i, i+1))
+	}
+	return frames
+}
+
 // EvenlySpaced returns k indices spread evenly over 0..n-1, including the
 // first (0) and the last (n-1), in increasing order without duplicates; if
 // k >= n it returns all n indices, and for k == 1 only the last one. Use it to choose which of a sampler's

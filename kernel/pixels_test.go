@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"bytes"
+	"fmt"
 	"image/gif"
 	"math"
 	"reflect"
@@ -149,6 +150,23 @@ func TestGIF(t *testing.T) {
 	// Defaults: delay 10, no hold.
 	if g := GIF(frames[:2], GIFOptions{}); !reflect.DeepEqual(g.Delay, []int{10, 10}) {
 		t.Errorf("default delays %v", g.Delay)
+	}
+}
+
+func TestBackAndForth(t *testing.T) {
+	b := Batch{N: 4, H: 1, W: 1, Data: []float32{0, 1, 2, 3}}
+	var got []float32
+	for _, f := range BackAndForth(b) {
+		if f.N != 1 {
+			t.Fatalf("frame of %d images, want 1", f.N)
+		}
+		got = append(got, f.Data...)
+	}
+	if want := []float32{0, 1, 2, 3, 2, 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("frames %v, want %v", got, want)
+	}
+	if n := len(BackAndForth(Batch{N: 1, H: 1, W: 1, Data: []float32{5}})); n != 1 {
+		t.Errorf("one image gives %d frames, want 1", n)
 	}
 }
 

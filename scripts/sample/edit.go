@@ -29,14 +29,7 @@ func writeStripGIF(path string, images *tensors.Tensor) error {
 	if err != nil {
 		return err
 	}
-	var frames []kernel.Batch
-	for i := range b.N {
-		frames = append(frames, b.Slice(i, i+1))
-	}
-	for i := b.N - 2; i > 0; i-- {
-		frames = append(frames, b.Slice(i, i+1))
-	}
-	return kernel.WriteGIF(path, kernel.GIF(frames, kernel.GIFOptions{Scale: 4 * experiment.GridScale, Delay: 12}))
+	return kernel.WriteGIF(path, kernel.GIF(kernel.BackAndForth(b), kernel.GIFOptions{Scale: 4 * experiment.GridScale, Delay: 12}))
 }
 
 // inpaintOptions sets opts to complete --n MNIST test digits with the half --inpaint hidden and
