@@ -381,7 +381,6 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 	var stop atomic.Bool // Set on the first error, so the other shards give up.
 	runShard := func(first, n, shards int) error {
 		noise := imageStreams(opts.Seed, stepNoiseStream, first, n)
-		knownNoise := imageStreams(opts.Seed, knownNoiseStream, first, n)
 		x := tensors.FromFlatDataAndDimensions(images[first*per:(first+n)*per], n, h, w, ch)
 		x0Prev := tensors.FromFlatDataAndDimensions(make([]float32, n*per), n, h, w, ch)
 		defer func() { x.FinalizeAll(); x0Prev.FinalizeAll() }()
@@ -390,8 +389,9 @@ func (gen *Generator) Sample(sampler Sampler, opts SampleOptions) (*SampleResult
 			extra = append(extra, tensors.FromFlatDataAndDimensions(labels[first:first+n], n))
 		}
 		var zKnown []float32
+		var knownNoise []*rand.Rand
 		if inpaint {
-			zKnown = make([]float32, n*per)
+			zKnown, knownNoise = make([]float32, n*per), imageStreams(opts.Seed, knownNoiseStream, first, n)
 			extra = append(extra, tensors.FromFlatDataAndDimensions(known[first*per:(first+n)*per], n, h, w, ch),
 				tensors.FromFlatDataAndDimensions(mask[first*per:(first+n)*per], n, h, w, ch), nil)
 		}
